@@ -1,0 +1,40 @@
+"""The `suanli` command."""
+
+from __future__ import annotations
+
+import typer
+
+from suanli import __version__
+from suanli.cli.hardware_cmds import hardware, probe
+from suanli.cli.spec_cmds import estimate, schema
+
+app = typer.Typer(
+    name="suanli",
+    help="suanli (算力): the scheduling brain of a city compute network.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"suanli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="print the version"),
+) -> None:
+    """suanli (算力): places, runs, meters and bills jobs across a city's compute centres."""
+
+
+app.command()(estimate)
+app.command()(hardware)
+app.command()(probe)
+app.command()(schema)
+
+
+def main() -> None:
+    app()
