@@ -36,10 +36,15 @@ def default_network_path() -> Path:
 
 
 def network_and_catalog(network_file: Path | None, extra: list[Path]) -> tuple[NetworkSpec, Catalog]:
+    """Load and cross-check a network: its hardware and tariff ids must exist."""
+    from suanli.estimate.candidates import check_network
+
     path = network_file or default_network_path()
     network = load_network(str(path))
     files = [path.parent / c for c in network.catalog] + list(extra)
-    return network, load_catalog(files)
+    catalog = load_catalog(files)
+    check_network(network, catalog, str(path))
+    return network, catalog
 
 
 @reports_errors
@@ -55,10 +60,11 @@ def estimate(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output on stdout"),
 ) -> None:
     """Every candidate (site, pool) for a job: feasible or why not, runtime, cost, energy and carbon."""
-    from suanli.estimate.candidates import estimate_candidates
+    from suanli.estimate.candidates import check_references, estimate_candidates
 
     job = load_job(str(job_file))
     network, cat = network_and_catalog(network_file, catalog)
+    check_references(job, network, cat, str(job_file))
     now = datetime.now(UTC)
     when = now
     if start is not None:

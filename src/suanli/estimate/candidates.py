@@ -37,7 +37,7 @@ class Candidate:
         return asdict(self)
 
 
-def check_references(job: JobSpec, network: NetworkSpec, catalog: Catalog) -> None:
+def check_references(job: JobSpec, network: NetworkSpec, catalog: Catalog, source: str | None = None) -> None:
     """Ids in the job that must exist in the network or catalog; a typo is an error, not 'no candidates'."""
     sites = [s.id for s in network.sites]
     problems = []
@@ -63,10 +63,10 @@ def check_references(job: JobSpec, network: NetworkSpec, catalog: Catalog) -> No
         h = job.compute.reference.hardware
         problems.append(Problem(f"unknown hardware {h!r}; {suggest(h, catalog.ids)}", "compute.reference.hardware"))
     if problems:
-        raise SpecError(problems, kind="job spec")
+        raise SpecError(problems, source, kind="job spec")
 
 
-def check_network(network: NetworkSpec, catalog: Catalog) -> None:
+def check_network(network: NetworkSpec, catalog: Catalog, source: str | None = None) -> None:
     """Hardware and tariff ids a network names must exist."""
     from suanli.energy.tariffs import builtin_tariffs
     from suanli.errors import suggest
@@ -92,7 +92,7 @@ def check_network(network: NetworkSpec, catalog: Catalog) -> None:
                 )
             )
     if problems:
-        raise SpecError(problems, kind="network spec")
+        raise SpecError(problems, source, kind="network spec")
 
 
 def site_reasons(job: JobSpec, site: Site) -> list[str]:

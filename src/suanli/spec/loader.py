@@ -148,6 +148,9 @@ def problems_from_validation(exc: ValidationError, model: type[BaseModel], lines
                 msg += f" (did you mean {near[0]!r}?)"
             accepted = ", ".join(known) if known else None
             given = None
+        elif etype == "string_pattern_mismatch" and "a-z0-9" in str(err.get("ctx", {}).get("pattern", "")):
+            msg = "not a valid id"
+            accepted = "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, e.g. 'zz-ai'"
         elif etype == "missing":
             msg = "required field is missing"
             given = None
