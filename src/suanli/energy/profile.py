@@ -4,7 +4,7 @@ any stretch of time, in the profile's local time."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -42,23 +42,36 @@ class DailyProfile:
         return float(self.values[local.month - 1, local.hour * 60 + local.minute])
 
     def integrate_hours(self, start: datetime, end: datetime) -> float:
-        """∫ value dt over [start, end), with dt in hours (e.g. CNY/kWh -> CNY per kW drawn)."""
+        """∫ value dt over [start, end), with dt in real hours (e.g. CNY/kWh -> CNY per kW drawn). The profile
+        is read at local wall-clock time; a day with a DST change counts its real 23 or 25 hours."""
         if end <= start:
             return 0.0
-        cum = self.cum
-        t = start.astimezone(self.tz)
-        stop = end.astimezone(self.tz)
         total = 0.0
-        while t < stop:
-            midnight = t.replace(hour=0, minute=0, second=0, microsecond=0)
-            next_midnight = midnight + timedelta(days=1)
-            seg_end = min(stop, next_midnight)
-            a = (t - midnight).total_seconds() / 60.0
-            b = (seg_end - midnight).total_seconds() / 60.0
-            row = t.month - 1
-            total += _cum_at(cum[row], self.values[row], b) - _cum_at(cum[row], self.values[row], a)
-            t = seg_end
+        for seg_start, seg_end in self._constant_offset_segments(start, end):
+            local = seg_start.astimezone(self.tz)
+            midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+            a = (local.replace(tzinfo=None) - midnight.replace(tzinfo=None)).total_seconds() / 60.0
+            b = a + (seg_end - seg_start).total_seconds() / 60.0
+            row = local.month - 1
+            total += _cum_at(self.cum[row], self.values[row], b) - _cum_at(self.cum[row], self.values[row], a)
         return total / 60.0
+
+    def _constant_offset_segments(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+        """Split [start, end) at local midnights and UTC-offset changes, so that inside each piece the local
+        wall clock runs with real time and stays within one local day."""
+        out = []
+        t = start.astimezone(UTC)
+        stop = end.astimezone(UTC)
+        while t < stop:
+            local = t.astimezone(self.tz)
+            next_day = datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=self.tz).astimezone(UTC)
+            seg_end = min(stop, next_day)
+            offset = local.utcoffset()
+            if seg_end.astimezone(self.tz).utcoffset() != offset or next_day.astimezone(self.tz).utcoffset() != offset:
+                seg_end = min(seg_end, _offset_change(t, seg_end, self.tz, offset))
+            out.append((t, seg_end))
+            t = seg_end
+        return out
 
     def mean(self, start: datetime, end: datetime) -> float:
         hours = (end - start).total_seconds() / 3600.0
@@ -71,3 +84,16 @@ def _cum_at(cum_row: np.ndarray, row: np.ndarray, minute: float) -> float:
     if whole >= MINUTES:
         return float(cum_row[MINUTES])
     return float(cum_row[whole] + (minute - whole) * row[whole])
+
+
+def _offset_change(lo: datetime, hi: datetime, tz: ZoneInfo, offset: timedelta | None) -> datetime:
+    """The first instant in (lo, hi] whose UTC offset differs from `offset` (to the second), or hi."""
+    if hi.astimezone(tz).utcoffset() == offset:
+        return hi
+    while (hi - lo).total_seconds() > 1:
+        mid = lo + (hi - lo) / 2
+        if mid.astimezone(tz).utcoffset() == offset:
+            lo = mid
+        else:
+            hi = mid
+    return hi.replace(microsecond=0) if hi.microsecond == 0 else hi

@@ -136,10 +136,11 @@ def reference_work_tflops(job: JobSpec, catalog: Catalog | None, eff: Efficiency
             "give the precision mix it ran in (compute.mix) or another reference"
         )
         raise SpecError([Problem(msg, "compute.reference.hardware")], kind="job spec")
-    if device.is_accelerator:
-        units, per_node_cap = float(ref.devices), max(1, job.resources.devices_per_node)
-        nodes = max(1, math.ceil(ref.devices / per_node_cap))
-    else:  # a CPU reference counts sockets
-        units, nodes = float(ref.devices), 1
+    # The reference is taken to have used the job's own per-node layout, so that the same hardware and unit
+    # count estimates back to exactly the reference hours.
+    units = float(ref.devices)
+    shape = job_shape(job, device)
+    per_node = max(1.0, shape.per_node)
+    nodes = max(1, math.ceil(units / per_node - 1e-9))
     scaling = eff.scaling(job.workload, device.intra_node_link, units / nodes, nodes)
     return ref.hours * 3600.0 * units * scaling / seconds_per_tflop(job, device, eff)
