@@ -51,7 +51,7 @@ instants = st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030,
 def test_constant_profile_integrates_to_value_times_hours(value: float, start: datetime, hours: float) -> None:
     p = DailyProfile.constant(value)
     end = start + timedelta(hours=hours)
-    assert p.integrate_hours(start, end) == pytest.approx(value * hours, rel=1e-9, abs=1e-9)
+    assert p.integrate_hours(start, end) == pytest.approx(value * hours, rel=1e-7, abs=1e-9)
 
 
 def test_constant_profile_crosses_month_and_year() -> None:
@@ -364,7 +364,7 @@ def test_energy_scales_with_pue(pue: float, start: datetime, hours: float) -> No
     assert more.carbon_kg == pytest.approx(base.carbon_kg * pue, rel=1e-9)
     assert more.it_power_kw == pytest.approx(base.it_power_kw, rel=1e-12)  # IT power is before PUE
     assert more.compute_cost_cny == pytest.approx(base.compute_cost_cny)
-    assert base.energy_kwh == pytest.approx(base.it_power_kw * hours, rel=1e-9)
+    assert base.energy_kwh == pytest.approx(base.it_power_kw * hours, rel=1e-7)
 
 
 @settings(max_examples=50, deadline=None)
@@ -375,7 +375,7 @@ def test_carbon_scales_with_non_green_share(green: float, start: datetime, hours
     mixed = run_energy(Workload.AI_TRAINING, pool, H100, SHAPE, _curves(1.3, green), start, hours * 3600)
     assert mixed.carbon_kg == pytest.approx(grey.carbon_kg * (1 - green), rel=1e-9, abs=1e-12)
     assert mixed.energy_kwh == pytest.approx(grey.energy_kwh)  # green power is still power
-    assert grey.carbon_kg == pytest.approx(grey.energy_kwh * 0.5, rel=1e-9)
+    assert grey.carbon_kg == pytest.approx(grey.energy_kwh * 0.5, rel=1e-7)  # datetime resolves microseconds
 
 
 def test_all_green_means_no_carbon() -> None:
