@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from suanli import __version__
+from suanli.cli.bench_cmds import bench_app
 from suanli.cli.hardware_cmds import hardware, probe
 from suanli.cli.spec_cmds import estimate, schema
 
@@ -34,6 +35,7 @@ app.command()(estimate)
 app.command()(hardware)
 app.command()(probe)
 app.command()(schema)
+app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:

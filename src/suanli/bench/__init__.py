@@ -1,0 +1,1 @@
+"""Generated networks and workloads for benchmarks and what-if studies."""
