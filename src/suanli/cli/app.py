@@ -7,6 +7,7 @@ import typer
 from suanli import __version__
 from suanli.cli.bench_cmds import bench_app
 from suanli.cli.hardware_cmds import hardware, probe
+from suanli.cli.plan_cmd import plan
 from suanli.cli.spec_cmds import estimate, schema
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ def _root(
 app.command()(estimate)
 app.command()(hardware)
 app.command()(probe)
+app.command()(plan)
 app.command()(schema)
 app.add_typer(bench_app, name="bench")
 

@@ -15,7 +15,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from suanli.schedule.estimates import BlockEstimates, energy_integral, energy_integrals, estimate_block
+from suanli.schedule.estimates import BlockEstimates, energy_integral, estimate_block, start_now_money
 from suanli.schedule.policies import Policy, get_policy
 from suanli.schedule.reasons import Reason
 from suanli.schedule.tables import DEVICES, OBJECTIVES, Snapshot
@@ -24,6 +24,7 @@ from suanli.spec.common import Objective
 
 BLOCK = 512  # jobs estimated together: bounds memory at BLOCK x pools
 ALTERNATIVES = 3
+SHIFT_POOLS = 8  # pools (best by the start-now score) whose later starts are considered
 SHIFT_TOLERANCE = 0.01  # a later start must save more than 1% of the objective to be chosen over an earlier one
 _FASTEST, _CHEAPEST, _GREENEST, _BALANCED = (OBJECTIVES.index(o) for o in Objective)
 
@@ -214,16 +215,7 @@ class _Round:
         est = estimate_block(snap, rows)
         if not self.pol.speed_aware:
             est = _as_if_equal_speed(est)
-        site = snap.pools.site
-        t0 = est.staging_s
-        t1 = est.staging_s + np.where(np.isfinite(est.runtime_s), est.runtime_s, 0.0)
-        price, grid = energy_integrals(
-            [snap.sites.price_cum, snap.sites.carbon_cum], site[None, :], snap.slot_s, t0, t1
-        )
-        kw = est.facility_kw
-        cost = est.compute_cny + est.egress_cny + kw * price
-        carbon = kw * grid * (1.0 - snap.sites.green_share[site])[None, :]
-        energy = kw * np.where(np.isfinite(est.runtime_s), est.runtime_s, 0.0) / 3600.0
+        cost, carbon, energy = start_now_money(snap, est)
         bits = est.reasons.copy()
         late = est.occupy_s > snap.jobs.deadline_s[rows][:, None]
         bits |= np.where(late & (bits == 0), Reason.DEADLINE, 0).astype(np.int32)
@@ -397,6 +389,9 @@ class _Round:
         """Best (pool, start) over start times up to the deadline, by money or carbon; nothing promised twice."""
         snap, pol = self.snap, self.pol
         est = blk.est
+        if cand.size > SHIFT_POOLS:  # shifting reorders hours, not hardware: look at the best pools only
+            key = np.where(np.isfinite(blk.score[b, cand]), blk.score[b, cand], blk.cost[b, cand])
+            cand = np.sort(cand[np.argpartition(key, SHIFT_POOLS - 1)[:SHIFT_POOLS]])
         occupy = est.occupy_s[b, cand]
         latest = np.minimum(snap.jobs.deadline_s[i] - occupy, (self.tl.slots - 1) * self.tl.slot_s)
         step = max(pol.shift_step_s, self.tl.slot_s)
@@ -634,8 +629,8 @@ def _lost_work(start_s: np.ndarray, checkpoint_s: np.ndarray) -> np.ndarray:
 def _as_if_equal_speed(est: BlockEstimates) -> BlockEstimates:
     """The heterogeneity-agnostic view: a job's runtime is the same on every pool it can use (the mean)."""
     finite = np.isfinite(est.runtime_s)
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(np.where(finite, est.runtime_s, np.nan), axis=1, keepdims=True)
+    count = finite.sum(axis=1, keepdims=True)
+    mean = np.where(finite, est.runtime_s, 0.0).sum(axis=1, keepdims=True) / np.maximum(count, 1)
     runtime = np.where(finite, mean, np.inf)
     return BlockEstimates(
         est.rows,

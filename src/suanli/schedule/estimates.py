@@ -119,6 +119,21 @@ def estimate_block(snap: Snapshot, rows: np.ndarray) -> BlockEstimates:
     return BlockEstimates(rows, bits, runtime, staging_p, occupy, facility_kw, compute_cny, egress_p, units)
 
 
+def start_now_money(snap: Snapshot, est: BlockEstimates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cost CNY, carbon kg, energy kWh) of every (job, pool) of a block if started now: hardware, egress and
+    the electricity over the run's span on the site's tariff; carbon on its grid curve less its green share."""
+    site = snap.pools.site
+    run = np.where(np.isfinite(est.runtime_s), est.runtime_s, 0.0)
+    t0 = est.staging_s
+    price, grid = energy_integrals(
+        [snap.sites.price_cum, snap.sites.carbon_cum], site[None, :], snap.slot_s, t0, t0 + run
+    )
+    kw = est.facility_kw
+    cost = est.compute_cny + est.egress_cny + kw * price
+    carbon = kw * grid * (1.0 - snap.sites.green_share[site])[None, :]
+    return cost, carbon, kw * run / 3600.0
+
+
 def energy_integral(
     cum: np.ndarray, site: np.ndarray | int, slot_s: float, t0: np.ndarray, t1: np.ndarray
 ) -> np.ndarray:
@@ -146,11 +161,11 @@ def energy_integrals(
     out = []
     for cum in curves:
         mean_rate = (cum[site, -1] - cum[site, 0]) / max(horizon, 1e-9)
-        step = np.diff(cum, axis=1)  # (S, K) per-slot integral
-        a = cum[site, k0] + f0 * step[site, k0] + over0 * mean_rate
-        b = cum[site, k1] + f1 * step[site, k1] + over1 * mean_rate
+        lo0, lo1 = cum[site, k0], cum[site, k1]
+        a = lo0 + f0 * (cum[site, k0 + 1] - lo0) + over0 * mean_rate
+        b = lo1 + f1 * (cum[site, k1 + 1] - lo1) + over1 * mean_rate
         out.append(b - a)
     return out
 
 
-__all__ = ["CPU_KIND", "BlockEstimates", "energy_integral", "energy_integrals", "estimate_block"]
+__all__ = ["CPU_KIND", "BlockEstimates", "energy_integral", "energy_integrals", "estimate_block", "start_now_money"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from suanli.schedule.core import Action, Decisions, How, Wait
-from suanli.schedule.estimates import estimate_block
+from suanli.schedule.estimates import estimate_block, start_now_money
 from suanli.schedule.reasons import Reason
 from suanli.schedule.tables import CPU_KIND, OBJECTIVES, Snapshot
 from suanli.spec.common import PRECISIONS
@@ -54,6 +54,7 @@ def explain(snap: Snapshot, dec: Decisions, i: int) -> dict[str, object]:
 def ruled_out(snap: Snapshot, i: int) -> dict[str, list[str]]:
     """For each pool that cannot run job i at all (if started now), the reasons with their numbers."""
     est = estimate_block(snap, np.array([i]))
+    cost, _, _ = start_now_money(snap, est)
     j, p = snap.jobs, snap.pools
     out: dict[str, list[str]] = {}
     for m in range(p.size):
@@ -63,6 +64,8 @@ def ruled_out(snap: Snapshot, i: int) -> dict[str, list[str]]:
             finish = est.occupy_s[0, m]
             if finish > j.deadline_s[i]:
                 reasons.append(f"would finish {_dur(finish - j.deadline_s[i])} after the deadline")
+            if cost[0, m] > j.budget_cny[i]:
+                reasons.append(f"costs {cost[0, m]:,.2f} CNY started now, over budget_cny {j.budget_cny[i]:,.2f}")
         if reasons:
             out[p.key[m]] = reasons
     return out
