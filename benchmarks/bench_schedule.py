@@ -44,9 +44,12 @@ def main() -> None:
             continue
         r = run_schedule_bench(jobs, pools, policy, seed=0, load=load).as_dict()
         rows.append(r)
-        print(f"{policy:>14} jobs={jobs:>9,} pools={pools:>5} load={load:>4}: "
-              f"{r['placements_per_s']:>10,.0f} placements/s, {r['decisions_per_s']:>10,.0f} decisions/s, "
-              f"p99 {r['p99_decision_ms']:.3f} ms, placed {r['placements']:,}, wall {r['wall_s']:.2f} s", flush=True)
+        print(
+            f"{policy:>14} jobs={jobs:>9,} pools={pools:>5} load={load:>4}: "
+            f"{r['placements_per_s']:>10,.0f} placements/s, {r['decisions_per_s']:>10,.0f} decisions/s, "
+            f"p99 {r['p99_decision_ms']:.3f} ms, placed {r['placements']:,}, wall {r['wall_s']:.2f} s",
+            flush=True,
+        )
     result = {
         "benchmark": "schedule round (suanli bench schedule)",
         "machine": f"{platform.machine()}, Python {platform.python_version()}",

@@ -200,3 +200,26 @@ def test_probe_writes_a_catalog_entry_that_the_catalog_accepts(tmp_path: Path) -
     again = run("probe", "--seconds", "0.05", "--no-torch", "--write-catalog", str(path), "--id", "probe-test-node")
     # the same id twice in one file is refused on reading, not silently shadowed
     assert again.exit_code == 2 and "repeats line" in again.stderr
+
+
+def test_plan_shows_decisions_and_why() -> None:
+    jobs = [str(p) for p in sorted((ROOT / "examples" / "jobs").glob("*.yaml"))]
+    accounts = run_json("plan", *jobs, "--network", ZZ, "--policy", "hetero")
+    assert len(accounts) == len(jobs)
+    by_job = {a["job"]: a for a in accounts}
+    cfd = by_job["cfd-fp64.yaml"]
+    assert cfd["action"] == "place" and cfd["pool"] == "nscc-zz/dcu" and "completion" in cfd["why"]
+    assert cfd["ruled_out"]["zz-ai/ascend-910b"] == ["fp64 work but huawei-ascend-910b has no fp64 path"]
+    table = run("plan", *jobs, "--network", ZZ)
+    assert table.exit_code == 0 and "runners-up" in table.stdout
+    bad = run("plan", jobs[0], "--network", ZZ, "--policy", "random")
+    assert bad.exit_code == 2 and "unknown policy 'random'" in bad.stderr and "easy-backfill" in bad.stderr
+
+
+def test_bench_schedule_json_contract() -> None:
+    r = run_json("bench", "schedule", "--jobs", "300", "--pools", "12")
+    assert {"jobs", "pools", "placements", "wall_s", "placements_per_s", "p99_decision_ms"} <= set(r)
+    assert r["jobs"] == 300 and r["pools"] == 12
+    assert 0 < r["placements"] <= 300 and r["placements_per_s"] > 0
+    assert r["placements"] + r["deferred"] + r["rejected"] == 300
+    assert run("bench", "schedule", "--jobs", "10", "--pools", "4", "--policy", "nope").exit_code == 2

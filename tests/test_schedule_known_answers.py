@@ -64,6 +64,26 @@ NETWORK = NetworkSpec.model_validate(
 )
 
 
+def one_site(the_pool: dict) -> NetworkSpec:
+    """A single Zhengzhou site on Henan's tariff with one pool."""
+    return NetworkSpec.model_validate(
+        {
+            "name": "one-site",
+            "sites": [
+                {
+                    "id": "east",
+                    "name": "Zhengzhou",
+                    "kind": "general",
+                    "province": "henan",
+                    "city": "zhengzhou",
+                    "energy": {"pue": 1.4, "tariff": "henan-ci-single-part-2026-01", "carbon": {"kg_per_kwh": 0.6}},
+                    "pools": [the_pool],
+                }
+            ],
+        }
+    )
+
+
 def job(name: str, **fields: object) -> JobSpec:
     base: dict[str, object] = {
         "name": name,
@@ -132,22 +152,7 @@ def test_deadline_and_budget_rejections_carry_their_reasons() -> None:
 
 def test_cost_policy_shifts_deferrable_work_to_valley_hours() -> None:
     # Hardware is nearly free here, so the run's price is its electricity: at 18:00 in Henan that is the peak.
-    cheap_hw = NetworkSpec.model_validate(
-        {
-            "name": "one-site",
-            "sites": [
-                {
-                    "id": "east",
-                    "name": "Zhengzhou",
-                    "kind": "general",
-                    "province": "henan",
-                    "city": "zhengzhou",
-                    "energy": {"pue": 1.4, "tariff": "henan-ci-single-part-2026-01", "carbon": {"kg_per_kwh": 0.6}},
-                    "pools": [pool("a100", "nvidia-a100-sxm4-80gb", 0.01)],
-                }
-            ],
-        }
-    )
+    cheap_hw = one_site(pool("a100", "nvidia-a100-sxm4-80gb", 0.01))
     spec = job("batch", compute={"walltime_h": 3}, deadline="+24h", data=[])
     _snap, dec = decide([spec], "cost", network=cheap_hw)
     assert dec.action[0] == Action.RESERVE and dec.how[0] == How.TIME_SHIFTED
@@ -168,22 +173,7 @@ def _blocker(devices: int, hours: float) -> RunningJob:
 
 
 def test_easy_backfill_reserves_for_the_head_and_backfills_only_what_does_not_delay_it() -> None:
-    one_node = NetworkSpec.model_validate(
-        {
-            "name": "one-node",
-            "sites": [
-                {
-                    "id": "east",
-                    "name": "Zhengzhou",
-                    "kind": "general",
-                    "province": "henan",
-                    "city": "zhengzhou",
-                    "energy": {"pue": 1.4, "tariff": "henan-ci-single-part-2026-01", "carbon": {"kg_per_kwh": 0.6}},
-                    "pools": [pool("a100", "nvidia-a100-sxm4-80gb", 10.0, nodes=1)],
-                }
-            ],
-        }
-    )
+    one_node = one_site(pool("a100", "nvidia-a100-sxm4-80gb", 10.0, nodes=1))
     res = {"devices": 8, "cpus": 8, "memory_gb": 64}
     small = {"devices": 4, "cpus": 8, "memory_gb": 64}
     head = job("head", resources=res, compute={"walltime_h": 1}, data=[])

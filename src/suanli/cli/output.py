@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from suanli.errors import SpecError, SuanliError, UnknownIdError
+from suanli.text import duration
 
 # Piped output gets a wide console so tables are not cut to 80 columns.
 out = Console(width=None if sys.stdout.isatty() else 160)
@@ -60,12 +61,4 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 
 def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds:.1f} s"
+    return "—" if seconds is None else duration(seconds)

@@ -13,6 +13,7 @@ from suanli.estimate.runtime import estimate_runtime
 from suanli.hardware.catalog import Catalog
 from suanli.spec.job import JobSpec
 from suanli.spec.network import NetworkSpec, Site
+from suanli.text import duration
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def estimate_candidates(
             limits = []
             if deadline is not None and start + timedelta(seconds=finish_s) > deadline:
                 late = (start + timedelta(seconds=finish_s) - deadline).total_seconds()
-                limits.append(f"would finish {_duration(late)} after the deadline")
+                limits.append(f"would finish {duration(late)} after the deadline")
             if job.budget_cny is not None and cost > job.budget_cny:
                 limits.append(f"costs {cost:,.0f} CNY, over budget_cny {job.budget_cny:,.0f}")
             out.append(
@@ -186,13 +187,3 @@ def _staging(job: JobSpec, network: NetworkSpec, site_id: str) -> tuple[float, f
         seconds = max(seconds, link.latency_ms / 1000.0 + d.size_gb * 8.0 / link.bandwidth_gbps)
         cny += d.size_gb * link.egress_cny_per_gb
     return seconds, cny
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"

@@ -196,26 +196,17 @@ def run_probe(
     )
     cpu_ref = closest_device(catalog, model, "cpu")
 
-    def catalog_cpu(precision: Precision) -> float | None:
-        """The catalog socket's peak in GFLOP/s, scaled to the cores this process may use."""
-        if cpu_ref is None or cpu_ref.cores is None or precision not in cpu_ref.peak_tflops:
-            return None
-        return cpu_ref.peak_tflops[precision] * 1e3 * cores / cpu_ref.cores
+    def cpu_measurement(precision: Precision, value: float, method: str) -> Measurement:
+        """A CPU rate beside the catalog socket's peak in GFLOP/s, scaled to the cores this process may use."""
+        ref = None
+        if cpu_ref is not None and cpu_ref.cores and precision in cpu_ref.peak_tflops:
+            ref = cpu_ref.peak_tflops[precision] * 1e3 * cores / cpu_ref.cores
+        return Measurement("cpu", precision.value, value, "GFLOP/s", method, ref, cpu_ref.id if cpu_ref else None)
 
     for precision, dtype in ((Precision.FP64, np.float64), (Precision.FP32, np.float32)):
         progress(f"numpy {precision.value} matmul on {cores} core(s)")
         value = numpy_matmul_gflops(dtype, budget_s=budget_s)
-        report.measurements.append(
-            Measurement(
-                "cpu",
-                precision.value,
-                value,
-                "GFLOP/s",
-                "numpy.matmul 2048x2048",
-                catalog_cpu(precision),
-                cpu_ref.id if cpu_ref else None,
-            )
-        )
+        report.measurements.append(cpu_measurement(precision, value, "numpy.matmul 2048x2048"))
     progress("memory bandwidth (triad)")
     bw = numpy_triad_gbs(budget_s=budget_s)
     bw_ref = cpu_ref.memory_bw_gbs if cpu_ref else None
@@ -230,7 +221,7 @@ def run_probe(
             f"{cpu_ref.cores} cores; bandwidth is the whole socket's"
         )
     if use_torch:
-        _probe_torch(report, catalog, budget_s, progress, catalog_cpu, cpu_ref)
+        _probe_torch(report, catalog, budget_s, progress, cpu_measurement)
     return report
 
 
@@ -239,8 +230,7 @@ def _probe_torch(
     catalog: Catalog,
     budget_s: float,
     progress: Progress,
-    catalog_cpu: Callable[[Precision], float | None],
-    cpu_ref: Device | None,
+    cpu_measurement: Callable[[Precision, float, str], Measurement],
 ) -> None:
     try:
         import torch
@@ -250,17 +240,7 @@ def _probe_torch(
         )
         return
     for precision, (value, method) in torch_rates("cpu", budget_s, progress).items():
-        report.measurements.append(
-            Measurement(
-                "cpu",
-                precision.value,
-                value,
-                "GFLOP/s",
-                method,
-                catalog_cpu(precision),
-                cpu_ref.id if cpu_ref else None,
-            )
-        )
+        report.measurements.append(cpu_measurement(precision, value, method))
     if not torch.cuda.is_available():
         report.notes.append("no CUDA device visible to PyTorch")
         return

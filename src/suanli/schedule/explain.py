@@ -9,6 +9,7 @@ from suanli.schedule.estimates import estimate_block, start_now_money
 from suanli.schedule.reasons import Reason
 from suanli.schedule.tables import CPU_KIND, OBJECTIVES, Snapshot
 from suanli.spec.common import PRECISIONS
+from suanli.text import duration
 
 
 def explain(snap: Snapshot, dec: Decisions, i: int) -> dict[str, object]:
@@ -63,7 +64,7 @@ def ruled_out(snap: Snapshot, i: int) -> dict[str, list[str]]:
         if not bits:
             finish = est.occupy_s[0, m]
             if finish > j.deadline_s[i]:
-                reasons.append(f"would finish {_dur(finish - j.deadline_s[i])} after the deadline")
+                reasons.append(f"would finish {duration(finish - j.deadline_s[i])} after the deadline")
             if cost[0, m] > j.budget_cny[i]:
                 reasons.append(f"costs {cost[0, m]:,.2f} CNY started now, over budget_cny {j.budget_cny[i]:,.2f}")
         if reasons:
@@ -148,7 +149,7 @@ def _compare(dec: Decisions, i: int, k: int) -> str:
     parts = []
     dt = dec.alt_finish_s[i, k] - (dec.finish_s[i] - dec.start_s[i])
     if np.isfinite(dt) and abs(dt) >= 1:
-        parts.append(f"finishes {_dur(abs(dt))} {'later' if dt > 0 else 'sooner'}")
+        parts.append(f"finishes {duration(abs(dt))} {'later' if dt > 0 else 'sooner'}")
     dc = dec.alt_cost_cny[i, k] - dec.cost_cny[i]
     if np.isfinite(dc) and abs(dc) >= 0.01:
         parts.append(f"costs {abs(dc):,.2f} CNY {'more' if dc > 0 else 'less'}")
@@ -160,16 +161,6 @@ def _compare(dec: Decisions, i: int, k: int) -> str:
 
 def _num(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
-
-
-def _dur(seconds: float) -> str:
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
 
 __all__ = ["CPU_KIND", "explain", "pool_reasons", "ruled_out"]
