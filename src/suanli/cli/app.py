@@ -9,6 +9,7 @@ from suanli.cli.bench_cmds import bench_app
 from suanli.cli.hardware_cmds import hardware, probe
 from suanli.cli.plan_cmd import plan
 from suanli.cli.spec_cmds import estimate, schema
+from suanli.cli.up_cmd import up
 
 app = typer.Typer(
     name="suanli",
@@ -32,6 +33,7 @@ def _root(
     """suanli (算力): places, runs, meters and bills jobs across a city's compute centres."""
 
 
+app.command()(up)
 app.command()(estimate)
 app.command()(hardware)
 app.command()(probe)

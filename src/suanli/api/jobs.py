@@ -1,0 +1,239 @@
+"""/v1/jobs: submit (idempotent), list, get, cancel, logs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from suanli.api.auth import Caller, caller
+from suanli.api.errors import ApiError
+from suanli.api.views import job_detail, job_summary
+from suanli.errors import Problem, SpecError
+from suanli.estimate.candidates import check_references
+from suanli.spec.job import JobSpec
+from suanli.spec.loader import parse_model, read_document
+from suanli.store.jobs import current_attempt, devices_in_use, get_job, list_jobs, queued_count, submit_job, transition
+from suanli.store.models import Job, Tenant
+from suanli.store.states import TERMINAL, JobState
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+async def read_spec(request: Request) -> JobSpec:
+    """The body as a job spec, YAML or JSON; every problem reported with its field and line."""
+    state = request.app.state.suanli
+    body = await request.body()
+    if len(body) > state.max_body_bytes:
+        raise ApiError(413, "too_large", f"body of {len(body)} bytes; at most {state.max_body_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_body", "body is not UTF-8 text") from None
+    kind = "request.json" if "json" in request.headers.get("content-type", "") else "request.yaml"
+    data, lines = read_document(text, kind, "job spec")
+    return parse_model(JobSpec, data, kind, lines, "job spec")
+
+
+def validate_for_network(request: Request, spec: JobSpec, submitted: datetime) -> None:
+    state = request.app.state.suanli
+    check_references(spec, state.network, state.catalog)
+    deadline = spec.deadline_at(submitted)
+    if deadline is not None and deadline <= submitted:
+        raise SpecError(
+            [
+                Problem(
+                    "the deadline is in the past",
+                    "deadline",
+                    given=spec.deadline,
+                    accepted="a time after now, or a relative '+48h'",
+                )
+            ],
+            kind="job spec",
+        )
+
+
+@router.post("", status_code=201)
+async def submit(
+    request: Request,
+    who: Annotated[Caller, Depends(caller)],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Submit a job spec (JSON, or YAML with a YAML content type). A retry with the same Idempotency-Key returns
+    the job the first request created."""
+    spec = await read_spec(request)
+    submitted = datetime.now(UTC)
+    validate_for_network(request, spec, submitted)
+    state = request.app.state.suanli
+
+    def write() -> tuple[dict[str, Any], bool]:
+        with state.store.tx() as s:
+            if idempotency_key is not None:
+                existing = s.scalar(
+                    select(Job).where(Job.tenant_id == who.tenant_id, Job.idempotency_key == idempotency_key)
+                )
+                if existing is not None:  # a retry: the same job, whatever the quota says now
+                    return job_summary(existing), False
+            _check_quota(s, s.get(Tenant, who.tenant_id), spec)
+            job, created = submit_job(s, who.tenant_id, spec, idempotency_key, submitted)
+            return job_summary(job), created
+
+    try:
+        view, created = await asyncio.to_thread(write)
+    except IntegrityError:  # lost a race with a concurrent retry carrying the same key
+        view, created = await asyncio.to_thread(_replay, state, who.tenant_id, idempotency_key)
+    if created:
+        state.broker.wake()
+    headers = {"Idempotent-Replayed": "false" if created else "true", "Location": f"/v1/jobs/{view['id']}"}
+    return JSONResponse(view, status_code=201 if created else 200, headers=headers)
+
+
+def _replay(state: Any, tenant_id: str, key: str | None) -> tuple[dict[str, Any], bool]:
+    with state.store.tx() as s:
+        job = s.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
+        return job_summary(job), False
+
+
+def _check_quota(s: Any, tenant: Tenant, spec: JobSpec) -> None:
+    if tenant.max_queued_jobs is not None and queued_count(s, tenant.id) >= tenant.max_queued_jobs:
+        raise ApiError(
+            429,
+            "quota_exceeded",
+            f"tenant {tenant.name} has {tenant.max_queued_jobs} jobs queued, its "
+            "limit (max_queued_jobs); wait for some to start or cancel some",
+            "max_queued_jobs",
+        )
+    if tenant.max_devices is not None:
+        in_use = devices_in_use(s, tenant.id)
+        if spec.resources.devices > tenant.max_devices:
+            raise ApiError(
+                429,
+                "quota_exceeded",
+                f"the job asks for {spec.resources.devices} devices; tenant "
+                f"{tenant.name} may use at most {tenant.max_devices} at once (max_devices)",
+                "resources.devices",
+            )
+        if in_use + spec.resources.devices > tenant.max_devices:
+            raise ApiError(
+                429,
+                "quota_exceeded",
+                f"tenant {tenant.name} uses {in_use} of its {tenant.max_devices} "
+                f"devices; this job needs {spec.resources.devices} more (max_devices)",
+                "resources.devices",
+            )
+
+
+@router.get("")
+def list_(
+    who: Annotated[Caller, Depends(caller)],
+    request: Request,
+    state: Annotated[list[str] | None, Query()] = None,
+    site: str | None = None,
+    name: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """The caller's jobs, newest first; filter by state (repeatable), site and name; page with `cursor`."""
+    known = {s.value for s in JobState}
+    for value in state or []:
+        if value not in known:
+            raise ApiError(
+                422, "invalid_request", f"unknown state {value!r}; accepted: {', '.join(sorted(known))}", "state"
+            )
+    st = request.app.state.suanli
+    with st.store.tx() as s:
+        jobs = list_jobs(s, who.scope, state or (), site, name, limit, cursor)
+        views = [job_summary(j) for j in jobs]
+    return {"jobs": views, "next_cursor": views[-1]["id"] if len(views) == limit else None}
+
+
+@router.get("/{job_id}")
+def get(job_id: str, who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str, Any]:
+    """A job with its placement, the reasons and runners-up of its latest decision, attempts and metered usage."""
+    st = request.app.state.suanli
+    with st.store.tx() as s:
+        job = get_job(s, job_id, who.scope)
+        if job is None:
+            raise ApiError(404, "not_found", f"no job {job_id}")
+        return job_detail(s, job)
+
+
+@router.delete("/{job_id}")
+def cancel(job_id: str, who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str, Any]:
+    """Cancel a job: at once while queued; a running one is stopped at its site by the broker."""
+    st = request.app.state.suanli
+    with st.store.tx() as s:
+        job = get_job(s, job_id, who.scope)
+        if job is None:
+            raise ApiError(404, "not_found", f"no job {job_id}")
+        if JobState(job.state) in TERMINAL:
+            raise ApiError(409, "already_finished", f"job {job_id} is {job.state}; nothing to cancel")
+        if job.state == JobState.QUEUED.value:
+            transition(s, job, JobState.CANCELLED, "cancelled by the tenant")
+        else:
+            job.cancel_requested = True
+        view = job_summary(job)
+    st.broker.wake()
+    return view
+
+
+@router.get("/{job_id}/logs", response_model=None)
+def logs(
+    job_id: str,
+    who: Annotated[Caller, Depends(caller)],
+    request: Request,
+    tail: Annotated[int | None, Query(ge=1, le=100_000)] = None,
+    follow: bool = False,
+) -> PlainTextResponse | StreamingResponse:
+    """The current attempt's output (stderr lines prefixed); `tail=N` for the last lines, `follow=true` to stream
+    until the job ends."""
+    st = request.app.state.suanli
+    with st.store.tx() as s:
+        job = get_job(s, job_id, who.scope)
+        if job is None:
+            raise ApiError(404, "not_found", f"no job {job_id}")
+        attempt = current_attempt(s, job)
+        where = (attempt.id, attempt.site) if attempt is not None else None
+    if where is None:
+        return PlainTextResponse("")
+    backend = st.backends.get(where[1])
+    if backend is None:
+        raise ApiError(404, "not_found", f"site {where[1]} has no back-end")
+    from suanli.backends.base import BackendError
+
+    def read(tail_lines: int | None) -> str:
+        try:
+            return backend.logs(where[0], tail_lines)
+        except BackendError:
+            return ""
+
+    if not follow:
+        return PlainTextResponse(read(tail))
+
+    async def stream():  # type: ignore[no-untyped-def]
+        sent = 0
+        text = read(None)
+        if tail is not None:
+            lines = text.splitlines(keepends=True)
+            start = "".join(lines[:-tail]) if len(lines) > tail else ""
+            sent = len(start)
+        while True:
+            text = read(None)
+            if len(text) > sent:
+                yield text[sent:]
+                sent = len(text)
+            with st.store.tx() as s:
+                done = JobState(get_job(s, job_id, None).state) in TERMINAL  # type: ignore[union-attr]
+            if done:
+                text = read(None)
+                if len(text) > sent:
+                    yield text[sent:]
+                return
+            await asyncio.sleep(0.5)
+
+    return StreamingResponse(stream(), media_type="text/plain")

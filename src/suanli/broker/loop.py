@@ -1,0 +1,412 @@
+"""The broker's control loop: the store of record on one side, the sites' back-ends on the other, and the pure
+scheduler in between.
+
+Each tick: (1) reconcile — ask the back-ends what became of every attempt the store thinks is live, and record
+it; (2) carry out cancellations; (3) schedule — snapshot the queue and the running work, call the scheduler,
+record its decisions; (4) launch — hand placed jobs to their sites.
+
+Exactly once across crashes: an attempt row (whose id is the back-end's idempotency key) is committed before
+the back-end is called, a back-end's submit of a known attempt id is a no-op, and every state change re-reads
+the job inside its own transaction and checks the lifecycle. A broker killed at any instant and started
+again finds placed jobs and re-submits them (a no-op where they had started), and finds live attempts and
+asks their back-ends about them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from suanli.backends.base import AttemptState, AttemptStatus, Backend, BackendError, LaunchSpec
+from suanli.broker.metering import meter
+from suanli.hardware.catalog import Catalog
+from suanli.schedule.core import Action, schedule
+from suanli.schedule.explain import explain
+from suanli.schedule.from_specs import PendingJob, RunningJob, build_snapshot
+from suanli.spec.job import JobSpec
+from suanli.spec.network import NetworkSpec
+from suanli.store.db import Store
+from suanli.store.jobs import add_event, current_attempt, open_attempt, transition
+from suanli.store.models import Attempt, Job
+from suanli.store.states import ACTIVE, JobState
+
+log = logging.getLogger("suanli.broker")
+
+MAX_ATTEMPTS = 3  # a job whose site loses it this often fails instead of being placed again
+BACKOFF_S = (2.0, 10.0, 30.0)
+
+
+@dataclass
+class TickStats:
+    placed: int = 0
+    started: int = 0
+    finished: int = 0
+    requeued: int = 0
+    rejected: int = 0
+    schedule_s: float = 0.0
+
+
+@dataclass
+class Broker:
+    store: Store
+    network: NetworkSpec
+    catalog: Catalog
+    backends: dict[str, Backend]
+    policy: str = "objective"
+    poll_s: float = 0.5
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _specs: dict[str, JobSpec] = field(default_factory=dict, repr=False)
+    _wake: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _thread: threading.Thread | None = field(default=None, repr=False)
+    last_tick: TickStats = field(default_factory=TickStats)
+    on_tick: Callable[[TickStats], None] | None = None
+
+    # -- running the loop ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="suanli-broker", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            try:
+                self.tick()
+            except Exception:  # a failing tick is logged and retried on the next one; the loop never dies
+                log.exception("broker tick failed")
+                time.sleep(min(self.poll_s, 1.0))
+
+    def tick(self) -> TickStats:
+        stats = TickStats()
+        self.reconcile(stats)
+        self.cancel_requested()
+        self.schedule_queue(stats)
+        self.launch(stats)
+        self.last_tick = stats
+        if self.on_tick:
+            self.on_tick(stats)
+        return stats
+
+    # -- helpers -------------------------------------------------------------------------------------------
+
+    def spec(self, job: Job) -> JobSpec:
+        cached = self._specs.get(job.id)
+        if cached is None:
+            cached = JobSpec.model_validate_json(job.spec)
+            self._specs[job.id] = cached
+        return cached
+
+    def _backend(self, site: str) -> Backend | None:
+        return self.backends.get(site)
+
+    # -- 1. reconcile --------------------------------------------------------------------------------------
+
+    def reconcile(self, stats: TickStats) -> None:
+        with self.store.tx() as s:
+            rows = s.scalars(select(Attempt).where(Attempt.state.in_(["starting", "running"])))
+            live = [(a.id, a.site) for a in rows]
+        answers: dict[str, AttemptStatus] = {}
+        for attempt_id, site in live:
+            backend = self._backend(site)
+            if backend is None:
+                answers[attempt_id] = AttemptStatus(AttemptState.LOST, message=f"site {site} has no back-end")
+                continue
+            try:
+                answers[attempt_id] = backend.status(attempt_id)
+            except BackendError as exc:
+                log.warning("status of %s at %s: %s", attempt_id, site, exc)
+        for attempt_id, status in answers.items():
+            with self.store.tx() as s:
+                self._apply_status(s, attempt_id, status, stats)
+        self._report_strays(live)
+
+    def _apply_status(self, s: Any, attempt_id: str, status: AttemptStatus, stats: TickStats) -> None:
+        attempt = s.get(Attempt, attempt_id)
+        if attempt is None or attempt.state not in ("starting", "running"):
+            return
+        job = s.get(Job, attempt.job_id)
+        state = JobState(job.state)
+        if state not in ACTIVE:  # e.g. cancelled meanwhile; the attempt is closed by the cancel path
+            return
+        if status.state in (AttemptState.PENDING,):
+            return
+        if status.state == AttemptState.RUNNING:
+            if attempt.state != "running":
+                attempt.state = "running"
+                attempt.started_at = _ts(status.started_at) or self.clock()
+            if state in (JobState.PLACED, JobState.STARTING):
+                if state == JobState.PLACED:
+                    transition(s, job, JobState.STARTING)
+                transition(s, job, JobState.RUNNING)
+            return
+        attempt.finished_at = _ts(status.finished_at) or self.clock()
+        attempt.started_at = attempt.started_at or _ts(status.started_at) or attempt.created_at
+        attempt.exit_code = status.exit_code
+        attempt.message = status.message or None
+        if state == JobState.PLACED:
+            transition(s, job, JobState.STARTING)
+        if status.state in (AttemptState.SUCCEEDED, AttemptState.FAILED):
+            attempt.state = status.state.value
+            usage = meter(self.network, self.catalog, self.spec(job), attempt)
+            attempt.usage = json.dumps(usage)
+            job.usage = attempt.usage
+            job.exit_code = status.exit_code
+            to = JobState.SUCCEEDED if status.state == AttemptState.SUCCEEDED else JobState.FAILED
+            reason = None if to == JobState.SUCCEEDED else f"exit code {status.exit_code}"
+            transition(s, job, to, reason, {"attempt": attempt.id, "exit_code": status.exit_code})
+            stats.finished += 1
+        elif status.state == AttemptState.CANCELLED:
+            attempt.state = "cancelled"
+            transition(s, job, JobState.CANCELLED, "cancelled at the site")
+        else:  # LOST
+            attempt.state = "lost"
+            self._requeue(
+                s,
+                job,
+                JobState.SITE_LOST,
+                f"site {attempt.site} lost attempt {attempt.id}: {status.message or 'no trace of it'}",
+            )
+            stats.requeued += 1
+
+    def _requeue(self, s: Any, job: Job, via: JobState, reason: str) -> None:
+        transition(s, job, via, reason)
+        if job.attempts >= MAX_ATTEMPTS:
+            transition(s, job, JobState.FAILED, f"{reason}; gave up after {job.attempts} attempts")
+            return
+        job.site = job.pool = None
+        job.not_before = self.clock() + timedelta(seconds=BACKOFF_S[min(job.attempts, len(BACKOFF_S)) - 1])
+        transition(s, job, JobState.QUEUED, reason)
+
+    def _report_strays(self, live: list[tuple[str, str]]) -> None:
+        """Attempts a back-end runs that the store does not count as live are reported, not touched."""
+        known = {a for a, _ in live}
+        for site, backend in self.backends.items():
+            try:
+                running = backend.attempts()
+            except BackendError:
+                continue
+            strays = [a for a in running if a not in known]
+            if strays:
+                with self.store.tx() as s:
+                    for a in strays:
+                        row = s.get(Attempt, a)
+                        if row is None or row.state in ("starting", "running"):
+                            continue
+                        add_event(
+                            s,
+                            "stray-attempt",
+                            row.job_id if row else None,
+                            {"site": site, "attempt": a, "store_state": row.state if row else None},
+                        )
+
+    # -- 2. cancellations ----------------------------------------------------------------------------------
+
+    def cancel_requested(self) -> None:
+        with self.store.tx() as s:
+            wanted = [
+                (j.id, j.attempts)
+                for j in s.scalars(select(Job).where(Job.cancel_requested.is_(True)))
+                if JobState(j.state) not in (JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED, JobState.REJECTED)
+            ]
+        for job_id, _ in wanted:
+            with self.store.tx() as s:
+                job = s.get(Job, job_id)
+                attempt = current_attempt(s, job)
+                site = attempt.site if attempt is not None and attempt.state in ("starting", "running") else None
+                attempt_id = attempt.id if attempt is not None else None
+            if site is not None and attempt_id is not None:
+                backend = self._backend(site)
+                if backend is not None:
+                    try:
+                        backend.cancel(attempt_id)
+                    except BackendError as exc:
+                        log.warning("cancel %s at %s: %s", attempt_id, site, exc)
+                        continue
+            with self.store.tx() as s:
+                job = s.get(Job, job_id)
+                if JobState(job.state) in (JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED, JobState.REJECTED):
+                    continue
+                attempt = current_attempt(s, job)
+                if attempt is not None and attempt.state in ("starting", "running"):
+                    attempt.state = "cancelled"
+                    attempt.finished_at = self.clock()
+                transition(s, job, JobState.CANCELLED, "cancelled by the tenant")
+
+    # -- 3. schedule ---------------------------------------------------------------------------------------
+
+    def snapshot_inputs(self, s: Any, now: datetime) -> tuple[list[PendingJob], list[RunningJob]]:
+        queued = s.scalars(
+            select(Job)
+            .where(Job.state == JobState.QUEUED.value, Job.cancel_requested.is_(False))
+            .order_by(Job.submitted_at)
+        ).all()
+        pending = [
+            PendingJob(j.id, self.spec(j), _aware(j.submitted_at), j.tenant_id)
+            for j in queued
+            if j.not_before is None or _aware(j.not_before) <= now
+        ]
+        active = s.scalars(select(Job).where(Job.state.in_([x.value for x in ACTIVE]))).all()
+        running = []
+        for j in active:
+            a = current_attempt(s, j)
+            if a is None:
+                continue
+            est = json.loads(a.estimate or "{}")
+            started = _aware(a.started_at or a.created_at)
+            end = started + timedelta(seconds=float(est.get("runtime_s") or 3600.0))
+            running.append(
+                RunningJob(
+                    a.id, a.site, a.pool, self.spec(j), started, max(end, now + timedelta(seconds=60)), j.tenant_id
+                )
+            )
+        return pending, running
+
+    def schedule_queue(self, stats: TickStats) -> None:
+        now = self.clock()
+        with self.store.tx() as s:
+            pending, running = self.snapshot_inputs(s, now)
+        if not pending:
+            return
+        t0 = time.perf_counter()
+        snap = build_snapshot(self.network, self.catalog, pending, now, running)
+        dec = schedule(snap, self.policy)
+        stats.schedule_s = time.perf_counter() - t0
+        self._preempt(dec, snap)
+        with self.store.tx() as s:
+            for i, p in enumerate(pending):
+                job = s.get(Job, p.id)
+                if job is None or job.state != JobState.QUEUED.value or job.cancel_requested:
+                    continue  # changed since the snapshot (cancelled): its decision no longer applies
+                action = Action(int(dec.action[i]))
+                account = explain(snap, dec, i)
+                job.decision = json.dumps(account, default=str)
+                if action == Action.PLACE:
+                    site, pool = snap.pools.key[int(dec.pool[i])].split("/", 1)
+                    job.site, job.pool = site, pool
+                    job.reason = None
+                    estimate = {
+                        k: account.get(k) for k in ("runtime_s", "cost_cny", "energy_kwh", "carbon_kg", "finish_s")
+                    }
+                    open_attempt(s, job, site, pool, snap.pools.hardware[int(dec.pool[i])], estimate)
+                    transition(s, job, JobState.PLACED, None, {"site": site, "pool": pool})
+                    stats.placed += 1
+                elif action == Action.REJECT:
+                    reasons = "; ".join(f"{k}: {', '.join(v)}" for k, v in account["ruled_out"].items()) or "no pool"
+                    transition(s, job, JobState.REJECTED, f"no pool can run it: {reasons}")
+                    stats.rejected += 1
+                else:
+                    job.reason = str(account.get("why") or "")
+                    if action == Action.RESERVE:
+                        job.reason = (
+                            f"reserved on {account['pool']} in {account['start_s']:.0f} s: {account.get('why', '')}"
+                        )
+
+    def _preempt(self, dec: Any, snap: Any) -> None:
+        for p in dec.preemptions:
+            for attempt_id in p.victims:
+                with self.store.tx() as s:
+                    attempt = s.get(Attempt, attempt_id)
+                    site = attempt.site if attempt is not None else None
+                backend = self._backend(site) if site else None
+                if backend is not None:
+                    try:
+                        backend.cancel(attempt_id)
+                    except BackendError as exc:
+                        log.warning("preempt %s: %s", attempt_id, exc)
+                        continue
+                with self.store.tx() as s:
+                    attempt = s.get(Attempt, attempt_id)
+                    job = s.get(Job, attempt.job_id)
+                    if JobState(job.state) not in (JobState.STARTING, JobState.RUNNING):
+                        continue
+                    attempt.state = "preempted"
+                    attempt.finished_at = self.clock()
+                    transition(s, job, JobState.PREEMPTED, f"preempted for {snap.jobs.key[p.job]}")
+                    job.site = job.pool = None
+                    transition(s, job, JobState.QUEUED, "preempted; queued again")
+
+    # -- 4. launch -----------------------------------------------------------------------------------------
+
+    def launch(self, stats: TickStats) -> None:
+        with self.store.tx() as s:
+            placed = [
+                (j.id, current_attempt(s, j))
+                for j in s.scalars(select(Job).where(Job.state == JobState.PLACED.value).order_by(Job.updated_at))
+            ]
+            work = [(job_id, a.id, a.site, a.pool, a.hardware) for job_id, a in placed if a is not None]
+        for job_id, attempt_id, site, pool, hardware in work:
+            with self.store.tx() as s:
+                job = s.get(Job, job_id)
+                if job.state != JobState.PLACED.value:
+                    continue
+                spec = self.spec(job)
+            backend = self._backend(site)
+            error: BackendError | None = None
+            if backend is None:
+                error = BackendError(f"site {site} has no back-end", retryable=False)
+            else:
+                try:
+                    backend.submit(_launch_spec(attempt_id, job_id, pool, hardware, spec))
+                except BackendError as exc:
+                    error = exc
+            with self.store.tx() as s:
+                job = s.get(Job, job_id)
+                if job.state != JobState.PLACED.value:
+                    continue
+                attempt = s.get(Attempt, attempt_id)
+                if error is None:
+                    transition(s, job, JobState.STARTING, None, {"attempt": attempt_id})
+                    stats.started += 1
+                elif error.retryable:
+                    attempt.state = "lost"
+                    attempt.message = str(error)
+                    job.site = job.pool = None
+                    job.not_before = self.clock() + timedelta(seconds=BACKOFF_S[0])
+                    transition(s, job, JobState.QUEUED, f"site {site} refused it for now: {error}")
+                else:
+                    attempt.state = "failed"
+                    attempt.message = str(error)
+                    transition(s, job, JobState.FAILED, f"site {site} cannot run it: {error}")
+
+
+def _launch_spec(attempt_id: str, job_id: str, pool: str, hardware: str, spec: JobSpec) -> LaunchSpec:
+    r = spec.resources
+    return LaunchSpec(
+        attempt_id=attempt_id,
+        job_id=job_id,
+        pool=pool,
+        hardware=hardware,
+        run=spec.run,
+        env=dict(spec.env),
+        devices=r.devices,
+        cpus=r.cpus,
+        memory_gb=r.memory_gb,
+        nodes=r.nodes,
+    )
+
+
+def _ts(unix: float | None) -> datetime | None:
+    return None if unix is None else datetime.fromtimestamp(unix, UTC)
+
+
+def _aware(t: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything the broker stores is UTC."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

@@ -1,0 +1,73 @@
+"""`suanli up`: one process with the broker loop and the API, on a network file and a store."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from suanli.api.state import AppState
+from suanli.backends.base import Backend
+from suanli.broker.loop import Broker
+from suanli.errors import Problem, SpecError
+from suanli.hardware.catalog import Catalog
+from suanli.spec.network import NetworkSpec
+from suanli.store.db import Store, suanli_home
+from suanli.store.tenants import ensure_admin
+
+DEFAULT_PORT = 8470
+log = logging.getLogger("suanli")
+
+
+@dataclass
+class Service:
+    home: Path
+    state: AppState
+    admin_token_file: Path
+
+
+def make_backends(network: NetworkSpec, catalog: Catalog, home: Path) -> dict[str, Backend]:
+    from suanli.backends.local import LocalBackend
+
+    backends: dict[str, Backend] = {}
+    problems = []
+    for i, site in enumerate(network.sites):
+        if site.backend.type == "local":
+            root = Path(site.backend.workdir) if site.backend.workdir else home / "sites" / site.id
+            backends[site.id] = LocalBackend(site.id, site.pools, root, catalog)
+        else:
+            problems.append(
+                Problem(
+                    f"site {site.id} uses back-end {site.backend.type!r}, which this version cannot drive yet",
+                    f"sites[{i}].backend.type",
+                    accepted="local",
+                )
+            )
+    if problems:
+        raise SpecError(problems, kind="network spec")
+    return backends
+
+
+def build_service(
+    network: NetworkSpec,
+    catalog: Catalog,
+    db_url: str | None,
+    home: Path | None = None,
+    policy: str = "objective",
+    poll_s: float = 0.5,
+) -> Service:
+    home = home or suanli_home()
+    home.mkdir(parents=True, exist_ok=True)
+    store = Store(db_url or f"sqlite:///{home / 'suanli.db'}")
+    token_file = home / "admin.token"
+    with store.tx() as s:
+        _, token = ensure_admin(s)
+    if token is not None:
+        token_file.write_text(token + "\n")
+        os.chmod(token_file, 0o600)
+    elif not token_file.exists():
+        log.warning("the admin tenant exists but %s is missing; create tenants with a token you kept", token_file)
+    backends = make_backends(network, catalog, home)
+    broker = Broker(store, network, catalog, backends, policy=policy, poll_s=poll_s)
+    return Service(home, AppState(store, network, catalog, backends, broker), token_file)
