@@ -25,7 +25,7 @@ class _JobStates:
 
     def collect(self):  # type: ignore[no-untyped-def]
         g = GaugeMetricFamily("suanli_jobs", "Jobs in the store by state", labels=["state"])
-        with self.state.store.tx() as s:
+        with self.state.store.read() as s:
             for st, n in s.execute(select(Job.state, func.count()).group_by(Job.state)):
                 g.add_metric([st], n)
         yield g
@@ -64,7 +64,7 @@ def create_app(state: AppState) -> FastAPI:
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:
-        with state.store.tx() as s:
+        with state.store.read() as s:
             s.execute(text("SELECT 1"))
         return {
             "status": "ok",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from dataclasses import dataclass
 
 from fastapi import Request
 
 from suanli.api.errors import ApiError
+from suanli.api.state import AUTH_TTL_S
 from suanli.store.tenants import authenticate
 
 
@@ -28,11 +31,19 @@ def caller(request: Request) -> Caller:
     if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "unauthorized", "missing bearer token: send 'Authorization: Bearer <token>'")
     state = request.app.state.suanli
-    with state.store.tx() as s:
+    key = hashlib.sha256(token.strip().encode()).hexdigest()
+    hit = state.auth_cache.get(key)
+    if hit is not None and time.monotonic() - hit[1] < AUTH_TTL_S:
+        return hit[0]
+    with state.store.read() as s:
         tenant = authenticate(s, token.strip())
         if tenant is None:
             raise ApiError(401, "unauthorized", "unknown or revoked token")
-        return Caller(tenant.id, tenant.name, tenant.is_admin)
+        who = Caller(tenant.id, tenant.name, tenant.is_admin)
+    if len(state.auth_cache) > 10_000:
+        state.auth_cache.clear()
+    state.auth_cache[key] = (who, time.monotonic())
+    return who
 
 
 def admin(request: Request) -> Caller:

@@ -17,7 +17,7 @@ from suanli.api.views import job_detail, job_summary
 from suanli.errors import Problem, SpecError
 from suanli.estimate.candidates import check_references
 from suanli.spec.job import JobSpec
-from suanli.spec.loader import parse_model, read_document
+from suanli.spec.loader import parse_json_model, parse_model, read_document
 from suanli.store.jobs import current_attempt, devices_in_use, get_job, list_jobs, queued_count, submit_job, transition
 from suanli.store.models import Job, Tenant
 from suanli.store.states import TERMINAL, JobState
@@ -35,14 +35,15 @@ async def read_spec(request: Request) -> JobSpec:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_body", "body is not UTF-8 text") from None
-    kind = "request.json" if "json" in request.headers.get("content-type", "") else "request.yaml"
-    data, lines = read_document(text, kind, "job spec")
-    return parse_model(JobSpec, data, kind, lines, "job spec")
+    if "yaml" in request.headers.get("content-type", ""):
+        data, lines = read_document(text, "request.yaml", "job spec")
+        return parse_model(JobSpec, data, "request.yaml", lines, "job spec")
+    return parse_json_model(JobSpec, text, "request.json", "job spec")
 
 
 def validate_for_network(request: Request, spec: JobSpec, submitted: datetime) -> None:
     state = request.app.state.suanli
-    check_references(spec, state.network, state.catalog)
+    check_references(spec, state.network, state.catalog, "request body")
     deadline = spec.deadline_at(submitted)
     if deadline is not None and deadline <= submitted:
         raise SpecError(
@@ -146,7 +147,7 @@ def list_(
                 422, "invalid_request", f"unknown state {value!r}; accepted: {', '.join(sorted(known))}", "state"
             )
     st = request.app.state.suanli
-    with st.store.tx() as s:
+    with st.store.read() as s:
         jobs = list_jobs(s, who.scope, state or (), site, name, limit, cursor)
         views = [job_summary(j) for j in jobs]
     return {"jobs": views, "next_cursor": views[-1]["id"] if len(views) == limit else None}
@@ -156,7 +157,7 @@ def list_(
 def get(job_id: str, who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str, Any]:
     """A job with its placement, the reasons and runners-up of its latest decision, attempts and metered usage."""
     st = request.app.state.suanli
-    with st.store.tx() as s:
+    with st.store.read() as s:
         job = get_job(s, job_id, who.scope)
         if job is None:
             raise ApiError(404, "not_found", f"no job {job_id}")
@@ -193,7 +194,7 @@ def logs(
     """The current attempt's output (stderr lines prefixed); `tail=N` for the last lines, `follow=true` to stream
     until the job ends."""
     st = request.app.state.suanli
-    with st.store.tx() as s:
+    with st.store.read() as s:
         job = get_job(s, job_id, who.scope)
         if job is None:
             raise ApiError(404, "not_found", f"no job {job_id}")
@@ -227,7 +228,7 @@ def logs(
             if len(text) > sent:
                 yield text[sent:]
                 sent = len(text)
-            with st.store.tx() as s:
+            with st.store.read() as s:
                 done = JobState(get_job(s, job_id, None).state) in TERMINAL  # type: ignore[union-attr]
             if done:
                 text = read(None)

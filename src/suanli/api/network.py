@@ -82,7 +82,7 @@ async def quote(request: Request, who: Annotated[Caller, Depends(caller)]) -> di
     validate_for_network(request, spec, now)
     st = request.app.state.suanli
     candidates = [c.as_dict() for c in estimate_candidates(spec, st.network, st.catalog, now)]
-    with st.store.tx() as s:
+    with st.store.read() as s:
         pending, running = st.broker.snapshot_inputs(s, now)
     pending = [PendingJob("quote", spec, now, who.tenant_id), *pending]
     snap = build_snapshot(st.network, st.catalog, pending, now, running)

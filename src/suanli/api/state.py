@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from suanli.backends.base import Backend
 from suanli.broker.loop import Broker
@@ -21,3 +22,8 @@ class AppState:
     backends: dict[str, Backend]
     broker: Broker
     max_body_bytes: int = MAX_BODY_BYTES
+    # sha256(token) -> (caller, time looked up): a token is looked up in the store at most every AUTH_TTL_S
+    auth_cache: dict[str, tuple[Any, float]] = field(default_factory=dict)
+
+
+AUTH_TTL_S = 10.0  # how long a revoked token may still work

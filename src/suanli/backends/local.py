@@ -62,6 +62,9 @@ class LocalBackend:
         self._catalog = catalog
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # children of this process, kept to reap them
         self._lock = threading.Lock()  # guards _procs and makes check-capacity-then-claim atomic in-process
+        # Attempts that may still run, by directory: found by one scan of the disk, then kept up to date, so that
+        # a submit costs O(live attempts) rather than O(every attempt ever run here).
+        self._live: dict[Path, dict[str, Any]] | None = None
 
     # -- Backend protocol --------------------------------------------------------------------------------------
 
@@ -173,7 +176,7 @@ class LocalBackend:
 
     def attempts(self) -> list[str]:
         self._reap()
-        return [d.name for d in self._attempt_dirs() if _lock_held(d)]
+        return [d.name for d in self._live_attempts()]
 
     # -- internals ---------------------------------------------------------------------------------------------
 
@@ -186,6 +189,15 @@ class LocalBackend:
         base = self.root / "attempts"
         return sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
+    def _live_attempts(self) -> dict[Path, dict[str, Any]]:
+        """Attempts whose job still runs (lock held), with their metadata; finished ones are dropped."""
+        if self._live is None:
+            self._live = {d: self._meta(d) for d in self._attempt_dirs() if not (d / "exit_code").exists()}
+        for d in list(self._live):
+            if (d / "exit_code").exists() or not _lock_held(d):
+                self._live.pop(d, None)
+        return self._live
+
     def _meta(self, d: Path) -> dict[str, Any]:
         try:
             return json.loads((d / "attempt.json").read_text())
@@ -195,11 +207,8 @@ class LocalBackend:
     def _used(self, pool_id: str) -> dict[str, Any]:
         """Devices, cpus and memory of the pool's attempts that still run (from their files: survives restarts)."""
         used: dict[str, Any] = {"devices": set(), "cpus": 0, "memory_gb": 0.0}
-        for d in self._attempt_dirs():
-            if (d / "exit_code").exists():
-                continue
-            meta = self._meta(d)
-            if meta.get("pool") != pool_id or not _lock_held(d):
+        for meta in list(self._live_attempts().values()):
+            if meta.get("pool") != pool_id:
                 continue
             used["devices"].update(meta["device_indices"])
             used["cpus"] += meta["cpus"]
@@ -261,6 +270,7 @@ class LocalBackend:
             "started_at": time.time(),
         }
         _write_atomic(d / "attempt.json", json.dumps(meta))
+        self._live_attempts()[d] = meta
         (d / "spawned").touch()  # from here on, never again: at most once, and the lock makes it at least once
         try:
             with open(d / "stdout.log", "ab") as out, open(d / "stderr.log", "ab") as err:

@@ -61,6 +61,7 @@ class Broker:
     backends: dict[str, Backend]
     policy: str = "objective"
     poll_s: float = 0.5
+    min_tick_s: float = 0.05
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _specs: dict[str, JobSpec] = field(default_factory=dict, repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -85,9 +86,16 @@ class Broker:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        last = 0.0
         while not self._stop.is_set():
             self._wake.wait(self.poll_s)
+            # Under a burst of submissions ticks would run back to back and starve the API of the GIL; a short
+            # floor between ticks batches the burst into fewer, larger rounds.
+            pause = self.min_tick_s - (time.monotonic() - last)
+            if pause > 0:
+                self._stop.wait(pause)
             self._wake.clear()
+            last = time.monotonic()
             try:
                 self.tick()
             except Exception:  # a failing tick is logged and retried on the next one; the loop never dies
@@ -120,7 +128,7 @@ class Broker:
     # -- 1. reconcile --------------------------------------------------------------------------------------
 
     def reconcile(self, stats: TickStats) -> None:
-        with self.store.tx() as s:
+        with self.store.read() as s:
             rows = s.scalars(select(Attempt).where(Attempt.state.in_(["starting", "running"])))
             live = [(a.id, a.site) for a in rows]
         answers: dict[str, AttemptStatus] = {}
@@ -133,9 +141,11 @@ class Broker:
                 answers[attempt_id] = backend.status(attempt_id)
             except BackendError as exc:
                 log.warning("status of %s at %s: %s", attempt_id, site, exc)
-        for attempt_id, status in answers.items():
-            with self.store.tx() as s:
-                self._apply_status(s, attempt_id, status, stats)
+        changed = {a: st for a, st in answers.items() if st.state != AttemptState.PENDING}
+        if changed:
+            with self.store.tx() as s:  # one transaction for the whole batch: fewer commits under load
+                for attempt_id, status in changed.items():
+                    self._apply_status(s, attempt_id, status, stats)
         self._report_strays(live)
 
     def _apply_status(self, s: Any, attempt_id: str, status: AttemptStatus, stats: TickStats) -> None:
@@ -220,14 +230,14 @@ class Broker:
     # -- 2. cancellations ----------------------------------------------------------------------------------
 
     def cancel_requested(self) -> None:
-        with self.store.tx() as s:
+        with self.store.read() as s:
             wanted = [
                 (j.id, j.attempts)
                 for j in s.scalars(select(Job).where(Job.cancel_requested.is_(True)))
                 if JobState(j.state) not in (JobState.CANCELLED, JobState.SUCCEEDED, JobState.FAILED, JobState.REJECTED)
             ]
         for job_id, _ in wanted:
-            with self.store.tx() as s:
+            with self.store.read() as s:
                 job = s.get(Job, job_id)
                 attempt = current_attempt(s, job)
                 site = attempt.site if attempt is not None and attempt.state in ("starting", "running") else None
@@ -281,7 +291,7 @@ class Broker:
 
     def schedule_queue(self, stats: TickStats) -> None:
         now = self.clock()
-        with self.store.tx() as s:
+        with self.store.read() as s:
             pending, running = self.snapshot_inputs(s, now)
         if not pending:
             return
@@ -346,18 +356,16 @@ class Broker:
     # -- 4. launch -----------------------------------------------------------------------------------------
 
     def launch(self, stats: TickStats) -> None:
-        with self.store.tx() as s:
-            placed = [
-                (j.id, current_attempt(s, j))
-                for j in s.scalars(select(Job).where(Job.state == JobState.PLACED.value).order_by(Job.updated_at))
-            ]
-            work = [(job_id, a.id, a.site, a.pool, a.hardware) for job_id, a in placed if a is not None]
-        for job_id, attempt_id, site, pool, hardware in work:
-            with self.store.tx() as s:
-                job = s.get(Job, job_id)
-                if job.state != JobState.PLACED.value:
-                    continue
-                spec = self.spec(job)
+        with self.store.read() as s:
+            work = []
+            for j in s.scalars(select(Job).where(Job.state == JobState.PLACED.value).order_by(Job.updated_at)):
+                a = current_attempt(s, j)
+                if a is not None:
+                    work.append((j.id, a.id, a.site, a.pool, a.hardware, self.spec(j)))
+        if not work:
+            return
+        outcomes: list[tuple[str, str, str, BackendError | None]] = []
+        for job_id, attempt_id, site, pool, hardware, spec in work:
             backend = self._backend(site)
             error: BackendError | None = None
             if backend is None:
@@ -367,10 +375,12 @@ class Broker:
                     backend.submit(_launch_spec(attempt_id, job_id, pool, hardware, spec))
                 except BackendError as exc:
                     error = exc
-            with self.store.tx() as s:
+            outcomes.append((job_id, attempt_id, site, error))
+        with self.store.tx() as s:
+            for job_id, attempt_id, site, error in outcomes:
                 job = s.get(Job, job_id)
                 if job.state != JobState.PLACED.value:
-                    continue
+                    continue  # cancelled meanwhile: the cancel path stops what was started
                 attempt = s.get(Attempt, attempt_id)
                 if error is None:
                     transition(s, job, JobState.STARTING, None, {"attempt": attempt_id})

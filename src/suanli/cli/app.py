@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from suanli import __version__
+from suanli.cli import client_cmds
 from suanli.cli.bench_cmds import bench_app
 from suanli.cli.hardware_cmds import hardware, probe
 from suanli.cli.plan_cmd import plan
@@ -40,6 +41,17 @@ app.command()(probe)
 app.command()(plan)
 app.command()(schema)
 app.add_typer(bench_app, name="bench")
+for _command in (
+    client_cmds.submit,
+    client_cmds.jobs,
+    client_cmds.job,
+    client_cmds.logs,
+    client_cmds.cancel,
+    client_cmds.sites,
+    client_cmds.quote,
+):
+    app.command()(_command)
+app.add_typer(client_cmds.tenants_app, name="tenants")
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ def up(
     policy: str = typer.Option(DEFAULT_POLICY, help="scheduling policy"),
     poll_s: float = typer.Option(0.5, "--poll", min=0.05, max=60, help="seconds between broker ticks when idle"),
 ) -> None:
-    """Start the broker loop, the REST API and the dashboard. Ctrl-C stops them; local jobs keep running and
+    """Start the broker loop and the REST API. Ctrl-C stops them; local jobs keep running and
     are picked up again at the next start."""
     import uvicorn
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from suanli.errors import Problem, SpecError
 
+READ_ONLY = "suanli_read_only"
 DB_FORMS = "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
 
 
@@ -71,6 +72,18 @@ class Store:
         with self.sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only. On SQLite its transaction does not take the write lock (a plain deferred
+        BEGIN), so readers never queue behind writers; elsewhere it is an ordinary transaction."""
+        with self.engine.connect() as conn:
+            conn.info[READ_ONLY] = True
+            try:
+                with Session(bind=conn, expire_on_commit=False) as session, session.begin():
+                    yield session
+            finally:
+                conn.info.pop(READ_ONLY, None)
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -94,6 +107,6 @@ def _engine(url: str, sqlite: bool) -> Engine:
     def _begin(conn) -> None:  # type: ignore[no-untyped-def]
         # Take the write lock up front: a deferred transaction that reads and then writes can fail at once with
         # SQLITE_BUSY when another connection wrote in between, instead of waiting for busy_timeout.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if conn.info.get(READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
