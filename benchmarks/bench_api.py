@@ -43,8 +43,9 @@ def start_up(home: Path, port: int, db: str | None) -> subprocess.Popen[bytes]:
     if db:
         cmd += ["--db", db]
     log = (home / "up.log").open("ab")
-    proc = subprocess.Popen(cmd, env={**os.environ, "SUANLI_HOME": str(home)}, stdout=log, stderr=log,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env={**os.environ, "SUANLI_HOME": str(home)}, stdout=log, stderr=log, start_new_session=True
+    )
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
@@ -55,14 +56,20 @@ def start_up(home: Path, port: int, db: str | None) -> subprocess.Popen[bytes]:
 
 
 async def submit_many(url: str, token: str, n: int, concurrency: int) -> float:
-    spec = {"name": "bench", "workload": "general", "run": "true", "resources": {"cpus": 1, "memory_gb": 1},
-            "compute": {"walltime_h": 0.001}}
+    spec = {
+        "name": "bench",
+        "workload": "general",
+        "run": "true",
+        "resources": {"cpus": 1, "memory_gb": 1},
+        "compute": {"walltime_h": 0.001},
+    }
     queue: asyncio.Queue[int] = asyncio.Queue()
     for k in range(n):
         queue.put_nowait(k)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                                 timeout=60) as client:
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=60
+    ) as client:
 
         async def worker() -> None:
             while True:
@@ -92,8 +99,13 @@ def latency(api: httpx.Client, n: int, scratch: Path) -> list[float]:
     out = []
     for k in range(n):
         stamp = scratch / f"started-{k}"
-        spec = {"name": f"latency-{k}", "workload": "general", "resources": {"cpus": 1, "memory_gb": 1},
-                "compute": {"walltime_h": 0.001}, "run": f"date +%s.%N > {stamp}"}
+        spec = {
+            "name": f"latency-{k}",
+            "workload": "general",
+            "resources": {"cpus": 1, "memory_gb": 1},
+            "compute": {"walltime_h": 0.001},
+            "run": f"date +%s.%N > {stamp}",
+        }
         sent = time.time()
         r = api.post("/v1/jobs", json=spec)
         r.raise_for_status()
@@ -131,9 +143,13 @@ def main() -> None:
         result = {
             "benchmark": "REST API (suanli up, local network)",
             "store": "postgresql" if args.db else "sqlite",
-            "jobs": args.jobs, "concurrency": args.concurrency, "submit_wall_s": round(wall, 3),
-            "submissions_per_s": round(rate, 1), "latency_jobs": len(lat),
-            "submit_to_running_p50_ms": round(p50 * 1e3, 1), "submit_to_running_p99_ms": round(p99 * 1e3, 1),
+            "jobs": args.jobs,
+            "concurrency": args.concurrency,
+            "submit_wall_s": round(wall, 3),
+            "submissions_per_s": round(rate, 1),
+            "latency_jobs": len(lat),
+            "submit_to_running_p50_ms": round(p50 * 1e3, 1),
+            "submit_to_running_p99_ms": round(p99 * 1e3, 1),
             "machine": f"{platform.machine()}, Python {platform.python_version()}",
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }

@@ -31,8 +31,10 @@ def postgres_url() -> Iterator[str]:
         return
     bin_dir = _pg_bin()
     if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (no initdb): scripts/test installs Debian's postgresql package; "
-                    "or set SUANLI_TEST_PG_URL to a server")
+        pytest.fail(
+            "PostgreSQL is not installed (no initdb): scripts/test installs Debian's postgresql package; "
+            "or set SUANLI_TEST_PG_URL to a server"
+        )
     run_as: list[str] = []
     if os.geteuid() == 0:  # the server refuses to run as root
         run_as = ["runuser", "-u", "postgres", "--"]
@@ -41,18 +43,25 @@ def postgres_url() -> Iterator[str]:
     if run_as:
         shutil.chown(base, "postgres")
     port = 55432 + os.getpid() % 1000
-    subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
     opts = f"-k {base} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-    started = subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
-                              "-o", opts, "start"], capture_output=True, text=True)
+    started = subprocess.run(
+        [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o", opts, "start"],
+        capture_output=True,
+        text=True,
+    )
     if started.returncode != 0:
         pytest.fail(f"could not start PostgreSQL: {started.stderr or started.stdout}")
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 

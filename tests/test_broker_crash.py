@@ -51,6 +51,11 @@ class Up:
             time.sleep(0.1)
         raise AssertionError("suanli up did not come up:\n" + (self.home / "up.log").read_text()[-3000:])
 
+    def client(self) -> httpx.Client:
+        """An HTTP client with the admin token this instance wrote."""
+        headers = {"Authorization": "Bearer " + (self.home / "admin.token").read_text().strip()}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
     def kill(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)  # the broker only: its jobs run in their own sessions
@@ -72,13 +77,16 @@ def run_crash_scenario(tmp_path: Path, db: str | None) -> None:
     up = Up(home, free_port(), db)
     up.start()
     try:
-        headers = {"Authorization": "Bearer " + (home / "admin.token").read_text().strip()}
-        api = httpx.Client(base_url=up.url, headers=headers, timeout=30)
+        api = up.client()
         ids = []
         for k in range(JOBS):
-            spec = {"name": f"once-{k}", "workload": "general", "resources": {"cpus": 8, "memory_gb": 8},
-                    "compute": {"walltime_h": 0.001},
-                    "run": f"sleep 1.5; echo $SUANLI_JOB_ID >> {out}"}
+            spec = {
+                "name": f"once-{k}",
+                "workload": "general",
+                "resources": {"cpus": 8, "memory_gb": 8},
+                "compute": {"walltime_h": 0.001},
+                "run": f"sleep 1.5; echo $SUANLI_JOB_ID >> {out}",
+            }
             r = api.post("/v1/jobs", json=spec, headers={"Idempotency-Key": f"once-{k}"})
             assert r.status_code == 201, r.text
             ids.append(r.json()["id"])
@@ -126,10 +134,13 @@ def test_ctrl_c_leaves_local_jobs_running_and_the_next_start_picks_them_up(tmp_p
     up = Up(home, free_port(), None)
     up.start()
     try:
-        headers = {"Authorization": "Bearer " + (home / "admin.token").read_text().strip()}
-        api = httpx.Client(base_url=up.url, headers=headers, timeout=30)
-        spec = {"name": "survivor", "resources": {"cpus": 1}, "compute": {"walltime_h": 0.001},
-                "run": f"sleep 3; echo done >> {out}"}
+        api = up.client()
+        spec = {
+            "name": "survivor",
+            "resources": {"cpus": 1},
+            "compute": {"walltime_h": 0.001},
+            "run": f"sleep 3; echo done >> {out}",
+        }
         job_id = api.post("/v1/jobs", json=spec).json()["id"]
         deadline = time.monotonic() + 20
         while api.get(f"/v1/jobs/{job_id}").json()["state"] != "running" and time.monotonic() < deadline:

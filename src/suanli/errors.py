@@ -97,6 +97,9 @@ def suggest(given: str, known: list[str], limit: int = 12) -> str:
 
 def _short(value: Any, limit: int = 80) -> str:
     import datetime as _dt
+    import reprlib
 
-    text = repr(value.isoformat()) if isinstance(value, _dt.date) else repr(value)
+    short = reprlib.Repr()  # bounded: a value that shares structure (YAML aliases) is never expanded in full
+    short.maxlevel, short.maxstring, short.maxother = 3, limit, limit
+    text = repr(value.isoformat()) if isinstance(value, _dt.date) else short.repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"

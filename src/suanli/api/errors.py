@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from suanli.errors import SpecError, UnknownIdError
+
+log = logging.getLogger("suanli.api")
 
 
 class ApiError(Exception):
@@ -52,6 +55,11 @@ def install(app: FastAPI) -> None:
             error_body("invalid_request", str(first.get("msg", "invalid request")), ".".join(loc) or None),
             status_code=422,
         )
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(error_body("internal", "internal error; the server log has the details"), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -80,7 +80,9 @@ async def submit(
                 )
                 if existing is not None:  # a retry: the same job, whatever the quota says now
                     return job_summary(existing), False
-            _check_quota(s, s.get(Tenant, who.tenant_id), spec)
+            # the tenant row is locked (PostgreSQL) so concurrent submits count each other against the quota
+            tenant = s.get(Tenant, who.tenant_id, with_for_update=True)
+            _check_quota(s, tenant, spec)
             job, created = submit_job(s, who.tenant_id, spec, idempotency_key, submitted)
             return job_summary(job), created
 
@@ -153,14 +155,20 @@ def list_(
     return {"jobs": views, "next_cursor": views[-1]["id"] if len(views) == limit else None}
 
 
+def own_job(s: Any, job_id: str, who: Caller) -> Job:
+    """The caller's job, or 404 — also for another tenant's job, whose existence is not revealed."""
+    job = get_job(s, job_id, who.scope)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {job_id}")
+    return job
+
+
 @router.get("/{job_id}")
 def get(job_id: str, who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str, Any]:
     """A job with its placement, the reasons and runners-up of its latest decision, attempts and metered usage."""
     st = request.app.state.suanli
     with st.store.read() as s:
-        job = get_job(s, job_id, who.scope)
-        if job is None:
-            raise ApiError(404, "not_found", f"no job {job_id}")
+        job = own_job(s, job_id, who)
         return job_detail(s, job)
 
 
@@ -169,9 +177,7 @@ def cancel(job_id: str, who: Annotated[Caller, Depends(caller)], request: Reques
     """Cancel a job: at once while queued; a running one is stopped at its site by the broker."""
     st = request.app.state.suanli
     with st.store.tx() as s:
-        job = get_job(s, job_id, who.scope)
-        if job is None:
-            raise ApiError(404, "not_found", f"no job {job_id}")
+        job = own_job(s, job_id, who)
         if JobState(job.state) in TERMINAL:
             raise ApiError(409, "already_finished", f"job {job_id} is {job.state}; nothing to cancel")
         if job.state == JobState.QUEUED.value:
@@ -194,46 +200,44 @@ def logs(
     """The current attempt's output (stderr lines prefixed); `tail=N` for the last lines, `follow=true` to stream
     until the job ends."""
     st = request.app.state.suanli
-    with st.store.read() as s:
-        job = get_job(s, job_id, who.scope)
-        if job is None:
-            raise ApiError(404, "not_found", f"no job {job_id}")
-        attempt = current_attempt(s, job)
-        where = (attempt.id, attempt.site) if attempt is not None else None
-    if where is None:
-        return PlainTextResponse("")
-    backend = st.backends.get(where[1])
-    if backend is None:
-        raise ApiError(404, "not_found", f"site {where[1]} has no back-end")
     from suanli.backends.base import BackendError
 
-    def read(tail_lines: int | None) -> str:
+    def where_now() -> tuple[tuple[str, str] | None, bool]:
+        """(attempt id and site of the current attempt, whether the job has ended)."""
+        with st.store.read() as s:
+            job = own_job(s, job_id, who)
+            attempt = current_attempt(s, job)
+            place = (attempt.id, attempt.site) if attempt is not None else None
+            return place, JobState(job.state) in TERMINAL
+
+    def read(place: tuple[str, str] | None, tail_lines: int | None) -> str:
+        backend = st.backends.get(place[1]) if place else None
+        if place is None or backend is None:
+            return ""
         try:
-            return backend.logs(where[0], tail_lines)
+            return backend.logs(place[0], tail_lines)
         except BackendError:
             return ""
 
+    place, _ = where_now()
     if not follow:
-        return PlainTextResponse(read(tail))
+        return PlainTextResponse(read(place, tail))
 
     async def stream():  # type: ignore[no-untyped-def]
-        sent = 0
-        text = read(None)
-        if tail is not None:
-            lines = text.splitlines(keepends=True)
-            start = "".join(lines[:-tail]) if len(lines) > tail else ""
-            sent = len(start)
+        sent, current, first = 0, None, True
         while True:
-            text = read(None)
+            place, done = await asyncio.to_thread(where_now)
+            if place != current:  # a new attempt (or the first one, once the job is placed) starts afresh
+                current, sent = place, 0
+            text = await asyncio.to_thread(read, place, None)
+            if first and tail is not None and place is not None:
+                lines = text.splitlines(keepends=True)
+                sent = len("".join(lines[:-tail])) if len(lines) > tail else 0
+                first = False
             if len(text) > sent:
                 yield text[sent:]
                 sent = len(text)
-            with st.store.read() as s:
-                done = JobState(get_job(s, job_id, None).state) in TERMINAL  # type: ignore[union-attr]
             if done:
-                text = read(None)
-                if len(text) > sent:
-                    yield text[sent:]
                 return
             await asyncio.sleep(0.5)
 

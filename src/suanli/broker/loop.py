@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from suanli.backends.base import AttemptState, AttemptStatus, Backend, BackendError, LaunchSpec
 from suanli.broker.metering import meter
@@ -34,7 +34,7 @@ from suanli.spec.job import JobSpec
 from suanli.spec.network import NetworkSpec
 from suanli.store.db import Store
 from suanli.store.jobs import add_event, current_attempt, open_attempt, transition
-from suanli.store.models import Attempt, Job
+from suanli.store.models import Attempt, Job, Tenant
 from suanli.store.states import ACTIVE, JobState
 
 log = logging.getLogger("suanli.broker")
@@ -301,6 +301,7 @@ class Broker:
         stats.schedule_s = time.perf_counter() - t0
         self._preempt(dec, snap)
         with self.store.tx() as s:
+            quota = _DeviceQuota(s)
             for i, p in enumerate(pending):
                 job = s.get(Job, p.id)
                 if job is None or job.state != JobState.QUEUED.value or job.cancel_requested:
@@ -308,6 +309,9 @@ class Broker:
                 action = Action(int(dec.action[i]))
                 account = explain(snap, dec, i)
                 job.decision = json.dumps(account, default=str)
+                if action == Action.PLACE and not quota.take(job):
+                    job.reason = quota.why(job)
+                    continue
                 if action == Action.PLACE:
                     site, pool = snap.pools.key[int(dec.pool[i])].split("/", 1)
                     job.site, job.pool = site, pool
@@ -395,6 +399,38 @@ class Broker:
                     attempt.state = "failed"
                     attempt.message = str(error)
                     transition(s, job, JobState.FAILED, f"site {site} cannot run it: {error}")
+
+
+class _DeviceQuota:
+    """Tenants' max_devices, enforced where devices are taken: at placement (submit only checks the request)."""
+
+    def __init__(self, s: Any) -> None:
+        limited = {t.id: t.max_devices for t in s.scalars(select(Tenant).where(Tenant.max_devices.is_not(None)))}
+        self.limit = limited
+        self.in_use: dict[str, int] = {t: 0 for t in limited}
+        if limited:
+            rows = s.execute(
+                select(Job.tenant_id, func.sum(Job.devices))
+                .where(Job.state.in_([x.value for x in ACTIVE]), Job.tenant_id.in_(list(limited)))
+                .group_by(Job.tenant_id)
+            )
+            for tenant_id, devices in rows:
+                self.in_use[tenant_id] = int(devices or 0)
+
+    def take(self, job: Job) -> bool:
+        limit = self.limit.get(job.tenant_id)
+        if limit is None:
+            return True
+        if self.in_use[job.tenant_id] + job.devices > limit:
+            return False
+        self.in_use[job.tenant_id] += job.devices
+        return True
+
+    def why(self, job: Job) -> str:
+        return (
+            f"waiting for its tenant's device quota: {self.in_use[job.tenant_id]} of max_devices "
+            f"{self.limit[job.tenant_id]} in use, this job needs {job.devices}"
+        )
 
 
 def _launch_spec(attempt_id: str, job_id: str, pool: str, hardware: str, spec: JobSpec) -> LaunchSpec:

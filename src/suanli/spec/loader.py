@@ -43,12 +43,33 @@ def read_document(text: str, source: str | None = None, kind: str = "spec") -> t
         raise SpecError([Problem(msg, line=line)], source, kind) from None
     except yaml.YAMLError as exc:
         raise SpecError([Problem(f"not valid YAML: {exc}")], source, kind) from None
+    except RecursionError:
+        raise SpecError([Problem("document is nested too deeply")], source, kind) from None
+    except SpecError as exc:
+        raise SpecError(exc.problems, source, kind) from None
     finally:
         loader.dispose()
     return data, lines
 
 
-def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], problems: list[Problem]) -> None:
+MAX_NODES = 100_000  # a spec has hundreds of nodes; far more is a mistake or an attack (an alias bomb)
+
+
+def _walk(
+    node: yaml.Node,
+    path: PathKey,
+    lines: dict[PathKey, int],
+    problems: list[Problem],
+    seen_nodes: set[int] | None = None,
+) -> None:
+    """Line numbers by field path, and duplicate keys. Each node is visited once: an alias to a node already
+    walked (YAML's `*ref`) is not expanded again, so a document of nested aliases cannot blow up."""
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:
+        return
+    seen_nodes.add(id(node))
+    if len(seen_nodes) > MAX_NODES:
+        raise SpecError([Problem(f"document has more than {MAX_NODES:,} nodes")])
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
@@ -62,11 +83,11 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], problems: l
                     Problem(f"key {key!r} appears twice (first on line {seen[key]})", _dotted((*path, key)), line)
                 )
             seen[key] = line
-            _walk(value_node, (*path, key), lines, problems)
+            _walk(value_node, (*path, key), lines, problems, seen_nodes)
             lines[(*path, key)] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*path, i), lines, problems)
+            _walk(item, (*path, i), lines, problems, seen_nodes)
 
 
 def _read_json(text: str, source: str, kind: str, with_lines: bool = True) -> tuple[Any, dict[PathKey, int]]:
@@ -84,6 +105,8 @@ def _read_json(text: str, source: str, kind: str, with_lines: bool = True) -> tu
         raise SpecError(
             [Problem(f"not valid JSON: {exc.msg} (column {exc.colno})", line=exc.lineno)], source, kind
         ) from None
+    except RecursionError:
+        raise SpecError([Problem("document is nested too deeply")], source, kind) from None
     lines: dict[PathKey, int] = {}
     if not with_lines:
         return data, lines
@@ -91,7 +114,7 @@ def _read_json(text: str, source: str, kind: str, with_lines: bool = True) -> tu
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is not None:
             _walk(node, (), lines, [])
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError, SpecError):
         pass
     return data, lines
 
@@ -106,6 +129,8 @@ def parse_model(
         )
     try:
         return model.model_validate(data)
+    except RecursionError:
+        raise SpecError([Problem("document is nested too deeply")], source, kind) from None
     except ValidationError as exc:
         raise SpecError(problems_from_validation(exc, model, lines or {}), source, kind) from None
 
