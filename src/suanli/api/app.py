@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -31,6 +31,37 @@ class _JobStates:
         yield g
 
 
+class _Limits:
+    """Pure ASGI middleware (cheaper than the decorator form): refuses bodies over the limit by their declared
+    length and counts responses by status for /metrics."""
+
+    def __init__(self, app: Any, state: AppState, requests: Counter) -> None:
+        self.app, self.state, self.requests = app, state, requests
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.state.max_body_bytes
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                response = JSONResponse(
+                    error_body("too_large", f"body of {int(value)} bytes; at most {limit}"), status_code=413
+                )
+                await response(scope, receive, send)
+                self.requests.labels(scope["method"], "413").inc()
+                return
+        status = {"code": 500}
+
+        async def counting_send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, counting_send)
+        self.requests.labels(scope["method"], str(status["code"])).inc()
+
+
 def create_app(state: AppState) -> FastAPI:
     app = FastAPI(
         title="suanli",
@@ -51,16 +82,7 @@ def create_app(state: AppState) -> FastAPI:
     )
     state.broker.on_tick = lambda stats: rounds.observe(stats.schedule_s) if stats.schedule_s else None
 
-    @app.middleware("http")
-    async def limits(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > state.max_body_bytes:
-            return JSONResponse(
-                error_body("too_large", f"body of {length} bytes; at most {state.max_body_bytes}"), status_code=413
-            )
-        response = await call_next(request)
-        requests.labels(request.method, str(response.status_code)).inc()
-        return response
+    app.add_middleware(_Limits, state=state, requests=requests)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -25,7 +27,9 @@ class Caller:
         return None if self.is_admin else self.tenant_id
 
 
-def caller(request: Request) -> Caller:
+async def caller(request: Request) -> Caller:
+    """The tenant behind the bearer token. A cached answer is used on the event loop; a store lookup runs in a
+    worker thread so it never blocks other requests."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -35,19 +39,23 @@ def caller(request: Request) -> Caller:
     hit = state.auth_cache.get(key)
     if hit is not None and time.monotonic() - hit[1] < AUTH_TTL_S:
         return hit[0]
-    with state.store.read() as s:
-        tenant = authenticate(s, token.strip())
-        if tenant is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked token")
-        who = Caller(tenant.id, tenant.name, tenant.is_admin)
+    who = await asyncio.to_thread(_lookup, state, token.strip())
     if len(state.auth_cache) > 10_000:
         state.auth_cache.clear()
     state.auth_cache[key] = (who, time.monotonic())
     return who
 
 
-def admin(request: Request) -> Caller:
-    c = caller(request)
+def _lookup(state: Any, token: str) -> Caller:
+    with state.store.read() as s:
+        tenant = authenticate(s, token)
+        if tenant is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked token")
+        return Caller(tenant.id, tenant.name, tenant.is_admin)
+
+
+async def admin(request: Request) -> Caller:
+    c = await caller(request)
     if not c.is_admin:
         raise ApiError(403, "forbidden", "only the admin tenant may do this")
     return c

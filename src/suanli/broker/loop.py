@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -61,9 +62,10 @@ class Broker:
     backends: dict[str, Backend]
     policy: str = "objective"
     poll_s: float = 0.5
-    min_tick_s: float = 0.05
+    min_tick_s: float = float(os.environ.get("SUANLI_MIN_TICK_S", "0.05"))
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _specs: dict[str, JobSpec] = field(default_factory=dict, repr=False)
+    _curves: dict[str, Any] = field(default_factory=dict, repr=False)  # site -> SiteEnergyCurves, for metering
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -175,7 +177,7 @@ class Broker:
             transition(s, job, JobState.STARTING)
         if status.state in (AttemptState.SUCCEEDED, AttemptState.FAILED):
             attempt.state = status.state.value
-            usage = meter(self.network, self.catalog, self.spec(job), attempt)
+            usage = meter(self.network, self.catalog, self.spec(job), attempt, self._curves)
             attempt.usage = json.dumps(usage)
             job.usage = attempt.usage
             job.exit_code = status.exit_code

@@ -16,7 +16,14 @@ from suanli.spec.network import NetworkSpec
 from suanli.store.models import Attempt
 
 
-def meter(network: NetworkSpec, catalog: Catalog, spec: JobSpec, attempt: Attempt) -> dict[str, Any]:
+def meter(
+    network: NetworkSpec,
+    catalog: Catalog,
+    spec: JobSpec,
+    attempt: Attempt,
+    curves: dict[str, SiteEnergyCurves] | None = None,
+) -> dict[str, Any]:
+    """Usage of a finished attempt; `curves` caches each site's price and carbon curves across calls."""
     started = _aware(attempt.started_at or attempt.created_at)
     finished = _aware(attempt.finished_at or started)
     runtime_s = max(0.0, (finished - started).total_seconds())
