@@ -223,3 +223,25 @@ def test_bench_schedule_json_contract() -> None:
     assert 0 < r["placements"] <= 300 and r["placements_per_s"] > 0
     assert r["placements"] + r["deferred"] + r["rejected"] == 300
     assert run("bench", "schedule", "--jobs", "10", "--pools", "4", "--policy", "nope").exit_code == 2
+
+
+def test_up_refuses_what_it_cannot_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUANLI_HOME", str(tmp_path))
+    result = run("up", "--network", ZZ, "--port", "1")
+    assert result.exit_code == 2
+    assert "sites[0].backend.type: site nscc-zz uses back-end 'slurm'" in result.stderr
+    assert not (tmp_path / "suanli.db").exists()  # nothing created for a network it cannot drive
+    result = run("up", "--db", "mysql://u@h/d", "--port", "1")
+    assert result.exit_code == 2 and "--db: database 'mysql' is not supported" in result.stderr
+    result = run("up", "--db", "postgresql://nobody:secret@127.0.0.1:1/x", "--port", "1")
+    assert result.exit_code == 1 and "cannot open the store" in result.stderr
+    assert "secret" not in result.stderr  # the password is not echoed
+    result = run("up", "--policy", "lottery", "--port", "1")
+    assert result.exit_code == 2 and "unknown policy 'lottery'" in result.stderr
+
+
+def test_client_commands_without_a_server_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUANLI_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("SUANLI_TOKEN", "sl_x_y")
+    result = run("jobs")
+    assert result.exit_code == 1 and "cannot reach suanli at http://127.0.0.1:1" in result.stderr

@@ -17,10 +17,10 @@ class Problem:
     accepted: str | None = None
 
     def render(self, source: str | None) -> str:
-        where = source or "<input>"
+        where = source or ""
         if self.line is not None:
-            where += f":{self.line}"
-        head = f"{where}: {self.field}: " if self.field else f"{where}: "
+            where += f":{self.line}" if where else f"line {self.line}"
+        head = (f"{where}: " if where else "") + (f"{self.field}: " if self.field else "")
         text = head + self.message
         if self.given is not None:
             text += f" (given: {_short(self.given)})"

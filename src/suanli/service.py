@@ -27,7 +27,7 @@ class Service:
     admin_token_file: Path
 
 
-def make_backends(network: NetworkSpec, catalog: Catalog, home: Path) -> dict[str, Backend]:
+def make_backends(network: NetworkSpec, catalog: Catalog, home: Path, source: str | None = None) -> dict[str, Backend]:
     from suanli.backends.local import LocalBackend
 
     backends: dict[str, Backend] = {}
@@ -45,7 +45,7 @@ def make_backends(network: NetworkSpec, catalog: Catalog, home: Path) -> dict[st
                 )
             )
     if problems:
-        raise SpecError(problems, kind="network spec")
+        raise SpecError(problems, source, kind="network spec")
     return backends
 
 
@@ -56,9 +56,11 @@ def build_service(
     home: Path | None = None,
     policy: str = "objective",
     poll_s: float = 0.5,
+    network_source: str | None = None,
 ) -> Service:
     home = home or suanli_home()
     home.mkdir(parents=True, exist_ok=True)
+    backends = make_backends(network, catalog, home, network_source)  # a network it cannot drive fails first
     store = Store(db_url or f"sqlite:///{home / 'suanli.db'}")
     token_file = home / "admin.token"
     with store.tx() as s:
@@ -68,6 +70,5 @@ def build_service(
         os.chmod(token_file, 0o600)
     elif not token_file.exists():
         log.warning("the admin tenant exists but %s is missing; create tenants with a token you kept", token_file)
-    backends = make_backends(network, catalog, home)
     broker = Broker(store, network, catalog, backends, policy=policy, poll_s=poll_s)
     return Service(home, AppState(store, network, catalog, backends, broker), token_file)

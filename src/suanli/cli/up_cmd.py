@@ -37,7 +37,8 @@ def up(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     network, catalog = network_and_catalog(network_file, [])
-    service = build_service(network, catalog, db, policy=policy, poll_s=poll_s)
+    source = str(network_file) if network_file else "the embedded network"
+    service = build_service(network, catalog, db, policy=policy, poll_s=poll_s, network_source=source)
     url = f"http://{host}:{port}"
     (service.home / "url").write_text(url + "\n")
     app = create_app(service.state)

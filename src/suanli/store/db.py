@@ -11,12 +11,18 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from suanli.errors import Problem, SpecError
+from suanli.errors import Problem, SpecError, SuanliError
 
 READ_ONLY = "suanli_read_only"
+
+
+class StoreUnavailable(SuanliError):
+    code = "store_unavailable"
+
+
 DB_FORMS = "sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
 
 
@@ -54,7 +60,13 @@ class Store:
         self.engine: Engine = _engine(url, self.is_sqlite)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except OperationalError as exc:
+                self.engine.dispose()
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                where = parsed.render_as_string(hide_password=True)
+                raise StoreUnavailable(f"cannot open the store at {where}: {reason}") from None
 
     def migrate(self) -> None:
         from alembic import command
