@@ -34,14 +34,15 @@ def sites(who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str
         pools = []
         for pool in site.pools:
             c = capacity.get(pool.id)
-            total = pool.nodes * pool.devices_per_node
+            accelerator = st.catalog.get(pool.hardware).is_accelerator  # CPU pools offer cores, not devices
+            total = pool.nodes * pool.devices_per_node if accelerator else 0
             pools.append(
                 {
                     "id": pool.id,
                     "hardware": pool.hardware,
                     "nodes": pool.nodes,
-                    "devices_total": c.devices_total if c else total,
-                    "devices_free": c.devices_free if c else None,
+                    "devices_total": (c.devices_total if c else total) if accelerator else 0,
+                    "devices_free": (c.devices_free if c else None) if accelerator else 0,
                     "cpus_total": c.cpus_total if c else pool.nodes * pool.cpus_per_node,
                     "cpus_free": c.cpus_free if c else None,
                     "memory_gb_free": c.memory_gb_free if c else None,
