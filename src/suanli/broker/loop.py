@@ -277,9 +277,10 @@ class Broker:
         ]
         active = s.scalars(select(Job).where(Job.state.in_([x.value for x in ACTIVE]))).all()
         running = []
+        known = {(site.id, pool.id) for site in self.network.sites for pool in site.pools}
         for j in active:
             a = current_attempt(s, j)
-            if a is None:
+            if a is None or (a.site, a.pool) not in known:  # e.g. a pool removed from the network file
                 continue
             est = json.loads(a.estimate or "{}")
             started = _aware(a.started_at or a.created_at)
