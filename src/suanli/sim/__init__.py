@@ -1,0 +1,1 @@
+"""What-if simulation of the scheduler over recorded or generated job traces."""
