@@ -9,6 +9,7 @@ from suanli.cli import client_cmds
 from suanli.cli.bench_cmds import bench_app
 from suanli.cli.hardware_cmds import hardware, probe
 from suanli.cli.plan_cmd import plan
+from suanli.cli.simulate_cmd import simulate
 from suanli.cli.spec_cmds import estimate, schema
 from suanli.cli.up_cmd import up
 
@@ -39,6 +40,7 @@ app.command()(estimate)
 app.command()(hardware)
 app.command()(probe)
 app.command()(plan)
+app.command()(simulate)
 app.command()(schema)
 app.add_typer(bench_app, name="bench")
 for _command in (

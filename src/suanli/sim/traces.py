@@ -710,6 +710,9 @@ def read_throughputs(path: str | Path, *, scale_factor: int = 1) -> dict[str, di
 def read_trace(path: str | Path, fmt: str | None = None) -> Trace:
     """Read a trace with the reader for `fmt` ('swf', 'alibaba' or 'csv'), or, when `fmt` is None, the one the file
     name implies: *.swf or *.swf.gz -> swf, openb_pod_list* -> alibaba, *.csv (or *.csv.gz) -> csv."""
+    if not Path(path).is_file():
+        what = "is a directory; expected a trace file" if Path(path).is_dir() else "file not found"
+        raise SpecError([Problem(what)], str(path), "trace")
     name = Path(path).name.lower()
     if fmt is None:
         if name.endswith((".swf", ".swf.gz")):
