@@ -153,7 +153,7 @@ class _Round:
         self.reservations_left = pol.reserve_depth
         self.blocked = False
         self.preempted = np.zeros(snap.running.size, dtype=bool)
-        self.running_end_slot = np.array([self.tl.end_slot(e) for e in snap.running.end_s], dtype=np.int64)
+        self.running_end_slot = self.tl.end_slots(snap.running.end_s)
         self.demand = snap.jobs.demand
         # CPU pools offer no devices: a job's device demand there is zero (CPU jobs ask for none anyway)
         self.unit_dim = np.where(snap.pools.accelerator, DEVICES, 1)

@@ -22,12 +22,17 @@ class Timeline:
         self.slots = snap.horizon_slots
         cap = snap.pools.capacity  # (M, 3)
         self.capacity = cap
-        self.free = np.repeat(cap[:, :, None], self.slots, axis=2)
         r = snap.running
-        for i in range(r.size):
-            a = self.slot_of(max(r.start_s[i], 0.0))
-            b = self.end_slot(r.end_s[i])
-            self.free[r.pool[i], :, a:b] -= r.demand[i][:, None]
+        # Running work as a difference array over slots (minus at its first slot, plus after its last), summed
+        # along the slots: O(running + pools x slots) without a Python loop per allocation.
+        delta = np.zeros((cap.shape[0], 3, self.slots + 1))
+        if r.size:
+            a = self.slots_of(np.maximum(r.start_s, 0.0))
+            b = self.end_slots(r.end_s)
+            hold = b > a
+            np.add.at(delta, (r.pool[hold], slice(None), a[hold]), -r.demand[hold])
+            np.add.at(delta, (r.pool[hold], slice(None), b[hold]), r.demand[hold])
+        self.free = cap[:, :, None] + np.cumsum(delta[:, :, : self.slots], axis=2)
         self.prefix_min = np.minimum.accumulate(self.free, axis=2)
         # A pool whose free capacity never drops later in the horizon (only releases ahead, no reservations) has
         # prefix_min equal to its free capacity now in every slot, which a start-now commit keeps true. Such
@@ -36,6 +41,14 @@ class Timeline:
 
     def slot_of(self, t: float) -> int:
         return int(min(self.slots, max(0, np.floor(t / self.slot_s))))
+
+    def slots_of(self, t: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor(np.asarray(t, dtype=np.float64) / self.slot_s), 0, self.slots).astype(np.int64)
+
+    def end_slots(self, t: np.ndarray) -> np.ndarray:
+        """end_slot for many ends at once."""
+        x = np.ceil(np.asarray(t, dtype=np.float64) / self.slot_s - EPS)
+        return np.clip(x, 1, self.slots).astype(np.int64)
 
     def end_slot(self, t: float) -> int:
         """First slot after an allocation that ends at t (at least one slot is held)."""

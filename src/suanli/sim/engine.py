@@ -182,6 +182,9 @@ def simulate(
     completions: list[tuple[float, int]] = []  # (true end, job)
     timers: list[float] = []  # reserved start times to wake up at
     in_use = np.zeros(m)
+    capacity = pools.capacity  # (M, 3)
+    used = np.zeros_like(capacity)
+    all_demand = jobs.demand
     now = 0.0
     while next_arrival < n or pending or running:
         candidates = []
@@ -202,14 +205,20 @@ def simulate(
         res.events += 1
         while completions and completions[0][0] <= now:
             _, i = heapq.heappop(completions)
-            pool, _, _, _ = running.pop(i)
+            pool, _, _, demand = running.pop(i)
             in_use[pool] -= res.units[i]
+            used[pool] -= demand
         while next_arrival < n and jobs.submit_s[order[next_arrival]] <= now:
             pending.append(int(order[next_arrival]))
             next_arrival += 1
         if not pending:
             continue
         rows = np.array(pending)
+        # A round can only start work that fits somewhere now; when no waiting job fits any pool's free capacity
+        # (most arrivals behind a full machine), the round would change nothing and is skipped.
+        free = capacity - used
+        if not np.any(np.all(all_demand[rows][:, None, :] <= free[None, :, :] + 1e-9, axis=2)):
+            continue
         snap = _snapshot(jobs, rows, pools, full_sites, effs, running, now, slot_s, k_h)
         dec = schedule(snap, policy)
         res.rounds += 1
@@ -236,6 +245,7 @@ def simulate(
                 running[i] = (pool, now, now + max(planned, 1.0), demand)
                 heapq.heappush(completions, (now + true_run, i))
                 in_use[pool] += res.units[i]
+                used[pool] += demand
                 res.peak_use[pool] = max(res.peak_use[pool], in_use[pool])
             elif action == Action.REJECT:
                 res.rejected[i] = True
