@@ -162,3 +162,18 @@ def test_simulate_command_writes_the_metrics_contract(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "unknown policy 'nope'" in bad.stderr
     missing = CliRunner().invoke(app, ["simulate", "--trace", str(tmp_path / "none.swf")])
     assert missing.exit_code == 2
+
+
+def test_per_site_breakdown_and_finish_time_fairness(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    # two tenants; a runs alone first (no wait), b's two jobs must queue behind each other
+    path.write_text("job_id,submit_s,cpus,duration_s,tenant\na1,0,4,100,a\nb1,200,4,100,b\nb2,200,4,100,b\n")
+    r = simulate(read_csv(path), one_machine(4), CATALOG, "fifo")
+    m = metrics(r)
+    site = m["per_site"]["m"]
+    assert site["jobs"] == 3 and site["unit_hours"] == pytest.approx(3 * 4 * 100 / 3600)
+    rho = m["fairness"]["per_tenant_rho"]
+    # with 2 tenants each owns 2 of 4 cores: a 4-core job of 100 s takes 200 s on that share
+    assert rho["a"] == pytest.approx(100 / 200)
+    assert rho["b"] == pytest.approx(((100 + 200) / 2) / 200)  # b2 waited 100 s behind b1
+    assert m["fairness"]["max_rho"] == rho["b"] > rho["a"] == m["fairness"]["min_rho"]

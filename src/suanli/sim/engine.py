@@ -50,6 +50,7 @@ class SimResult:
     units: np.ndarray  # devices (or cores on CPU pools) held while running
     capacity_units: np.ndarray  # per pool
     pool_keys: list[str]
+    tenant: list[str] = field(default_factory=list)
     sim_wall_s: float = 0.0
     events: int = 0
     rounds: int = 0
@@ -173,6 +174,7 @@ def simulate(
         np.zeros(n),
         cap_units.astype(np.float64),
         list(pools.key),
+        tenant=list(trace.tenant),
         peak_use=np.zeros(m),
     )
     order = np.argsort(jobs.submit_s, kind="stable")

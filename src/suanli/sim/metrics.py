@@ -29,6 +29,25 @@ def metrics(r: SimResult) -> dict[str, Any]:
     }
     misses = int(np.count_nonzero(done & np.isfinite(r.deadline_s) & (r.end_s > r.deadline_s)))
 
+    return {
+        **_headline(r, jct, wait, slowdown, makespan, busy, capacity_time, misses, done),
+        "utilization_per_pool": per_pool,
+        "per_site": per_site(r, done),
+        "fairness": fairness(r, done),
+    }
+
+
+def _headline(
+    r: SimResult,
+    jct: np.ndarray,
+    wait: np.ndarray,
+    slowdown: np.ndarray,
+    makespan: float,
+    busy: np.ndarray,
+    capacity_time: np.ndarray,
+    misses: int,
+    done: np.ndarray,
+) -> dict[str, Any]:
     def pct(x: np.ndarray, q: float) -> float:
         return float(np.percentile(x, q)) if x.size else 0.0
 
@@ -44,7 +63,6 @@ def metrics(r: SimResult) -> dict[str, Any]:
         "avg_bounded_slowdown": float(slowdown.mean()) if slowdown.size else 0.0,
         "makespan_s": makespan,
         "utilization": float(busy.sum() / capacity_time.sum()) if capacity_time.sum() > 0 else 0.0,
-        "utilization_per_pool": per_pool,
         "cost_cny": float(r.cost_cny.sum()),
         "energy_kwh": float(r.energy_kwh.sum()),
         "carbon_kg": float(r.carbon_kg.sum()),
@@ -53,3 +71,36 @@ def metrics(r: SimResult) -> dict[str, Any]:
         "events": r.events,
         "scheduling_rounds": r.rounds,
     }
+
+
+def per_site(r: SimResult, done: np.ndarray) -> dict[str, dict[str, float]]:
+    """Jobs, unit-hours, cost and carbon by site."""
+    out: dict[str, dict[str, float]] = {}
+    for m, key in enumerate(r.pool_keys):
+        site = key.split("/", 1)[0]
+        here = done & (r.pool == m)
+        row = out.setdefault(site, {"jobs": 0, "unit_hours": 0.0, "cost_cny": 0.0, "energy_kwh": 0.0, "carbon_kg": 0.0})
+        row["jobs"] += int(here.sum())
+        row["unit_hours"] += float((r.units[here] * r.runtime_s[here]).sum() / 3600.0)
+        row["cost_cny"] += float(r.cost_cny[here].sum())
+        row["energy_kwh"] += float(r.energy_kwh[here].sum())
+        row["carbon_kg"] += float(r.carbon_kg[here].sum())
+    return out
+
+
+def fairness(r: SimResult, done: np.ndarray) -> dict[str, Any]:
+    """Finish-time fairness (after Themis, Mahajan et al., NSDI 2020): for each job, rho = its JCT over the time it
+    would take on its tenants' equal share of the network, 1/N of all units for N tenants (a job asking for more
+    than that share runs proportionally slower there). A tenant's rho is the mean over its jobs; rho <= 1 means it
+    did at least as well as with a static equal share. Reported per tenant, with the worst and the spread."""
+    tenants = sorted(set(r.tenant)) if r.tenant else []
+    if not tenants or not done.any():
+        return {"per_tenant_rho": {}, "max_rho": 0.0, "min_rho": 0.0}
+    share = r.capacity_units.sum() / len(tenants)
+    jct = r.end_s - r.submit_s
+    isolated = r.runtime_s * np.maximum(1.0, r.units / max(share, 1e-9))
+    rho = np.where(done, jct / np.maximum(isolated, 1e-9), np.nan)
+    tenant = np.array(r.tenant)
+    per = {t: float(np.nanmean(rho[tenant == t])) for t in tenants if np.any(done & (tenant == t))}
+    values = list(per.values())
+    return {"per_tenant_rho": per, "max_rho": max(values), "min_rho": min(values)}
