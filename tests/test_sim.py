@@ -177,3 +177,43 @@ def test_per_site_breakdown_and_finish_time_fairness(tmp_path: Path) -> None:
     assert rho["a"] == pytest.approx(100 / 200)
     assert rho["b"] == pytest.approx(((100 + 200) / 2) / 200)  # b2 waited 100 s behind b1
     assert m["fairness"]["max_rho"] == rho["b"] > rho["a"] == m["fairness"]["min_rho"]
+
+
+def test_allowed_hardware_from_the_trace_is_respected(tmp_path: Path) -> None:
+    two_pools = NetworkSpec.model_validate(
+        {
+            "name": "two",
+            "sites": [
+                {
+                    "id": "m",
+                    "name": "machine",
+                    "kind": "general",
+                    "province": "henan",
+                    "city": "zhengzhou",
+                    "backend": {"type": "sim"},
+                    "energy": {"pue": 1.2, "tariff": "henan-ci-single-part-2026-01", "carbon": {"kg_per_kwh": 0.6}},
+                    "pools": [
+                        {
+                            "id": p,
+                            "hardware": hw,
+                            "nodes": 1,
+                            "devices_per_node": 1,
+                            "cpus_per_node": 8,
+                            "memory_gb_per_node": 100,
+                            "price": {"node_hour_cny": 1},
+                        }
+                        for p, hw in (("epyc", "amd-epyc-7763"), ("xeon", "intel-xeon-platinum-8380"))
+                    ],
+                }
+            ],
+        }
+    )
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "job_id,submit_s,cpus,duration_s,hardware\n"
+        "x1,0,8,100,intel-xeon-platinum-8380\nx2,0,8,100,intel-xeon-platinum-8380\nany,0,8,100,\n"
+    )
+    r = simulate(read_csv(path), two_pools, CATALOG, "hetero")
+    xeon = r.pool_keys.index("m/xeon")
+    assert r.pool[0] == xeon and r.pool[1] == xeon  # both wait for the xeon rather than take the free epyc
+    assert sorted(r.start_s[:2]) == [0, 100]

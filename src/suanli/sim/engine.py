@@ -57,6 +57,16 @@ class SimResult:
     peak_use: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per pool, the most units held at once
 
 
+def allowed_pools(trace: Trace, hardware: list[str]) -> np.ndarray | None:
+    """(N, M) which pools each job may use, from the trace's allowed hardware (catalog ids); None when all may."""
+    if not any(trace.allowed_hardware):
+        return None
+    ids = np.array(hardware)
+    return np.array(
+        [np.isin(ids, list(allowed)) if allowed else np.ones(len(ids), bool) for allowed in trace.allowed_hardware]
+    )
+
+
 def trace_jobs(trace: Trace) -> JobTable:
     """The trace as the scheduler's job table. Jobs with a duration are planned by their requested time (or
     their duration where none was requested); jobs given as flops are planned by the estimator."""
@@ -129,7 +139,7 @@ def _take(jobs: JobTable, rows: np.ndarray, now: float) -> JobTable:
         data_site=jobs.data_site[rows],
         data_gb=jobs.data_gb[rows],
         allowed_site=None,
-        allowed_pool=None,
+        allowed_pool=None if jobs.allowed_pool is None else jobs.allowed_pool[rows],
     )
 
 
@@ -146,8 +156,8 @@ def simulate(
 ) -> SimResult:
     t_wall = time.perf_counter()
     eff = eff or default_efficiency()
-    jobs = trace_jobs(trace)
     pools = pool_table(network, catalog, eff)
+    jobs = replace(trace_jobs(trace), allowed_pool=allowed_pools(trace, pools.hardware))
     n, m = jobs.size, pools.size
     span = float(np.max(trace.submit_s)) if n else 0.0
     slots_total = math.ceil((span + 2 * horizon_s) / slot_s) + 2
