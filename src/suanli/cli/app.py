@@ -11,6 +11,7 @@ from suanli.cli.hardware_cmds import hardware, probe
 from suanli.cli.plan_cmd import plan
 from suanli.cli.simulate_cmd import simulate
 from suanli.cli.spec_cmds import estimate, schema
+from suanli.cli.trace_cmds import trace_app
 from suanli.cli.up_cmd import up
 
 app = typer.Typer(
@@ -54,6 +55,7 @@ for _command in (
 ):
     app.command()(_command)
 app.add_typer(client_cmds.tenants_app, name="tenants")
+app.add_typer(trace_app, name="trace")
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ def simulate(
         ["easy-backfill"], "--policy", help="policy to replay (repeatable): " + ", ".join(POLICIES)
     ),
     json_out: Path | None = typer.Option(None, "--json", help="write one metrics object per policy to this file"),
+    report: Path | None = typer.Option(None, "--report", help="write an HTML report with figures to this folder"),
     slot_s: float = typer.Option(60.0, "--slot", min=60, max=3600, help="seconds per planning slot"),
 ) -> None:
     """Replay a trace with the scheduler the broker runs, once per policy, and compare the metrics."""
@@ -49,7 +50,7 @@ def simulate(
         network, catalog = swf_cluster(trace), load_catalog()
     else:
         network, catalog = network_and_catalog(None, [])
-    results = []
+    results, runs = [], []
     with Progress(console=err, transient=True) as bar:
         for name in policy:
             task = bar.add_task(f"{name}: {len(trace):,} jobs on {network.name}", total=1.0)
@@ -62,9 +63,15 @@ def simulate(
                 progress=lambda f, task=task: bar.update(task, completed=f),
             )
             results.append(metrics(r))
+            runs.append(r)
     if json_out is not None:
         json_out.write_text(json.dumps(results, indent=2) + "\n")
         err.print(f"wrote {json_out}")
+    if report is not None:
+        from suanli.sim.report import write_report
+
+        index = write_report(runs, network, report, trace_file.name)
+        err.print(f"wrote the report to {index}")
     t = Table(title=f"{trace_file.name}: {len(trace):,} jobs on {network.name}")
     for col in (
         "policy",

@@ -67,9 +67,15 @@ def allowed_pools(trace: Trace, hardware: list[str]) -> np.ndarray | None:
     )
 
 
-def trace_jobs(trace: Trace) -> JobTable:
-    """The trace as the scheduler's job table. Jobs with a duration are planned by their requested time (or
-    their duration where none was requested); jobs given as flops are planned by the estimator."""
+def trace_jobs(trace: Trace, catalog: Catalog | None = None, eff: Efficiency | None = None) -> JobTable:
+    """The trace as the scheduler's job table.
+
+    - Jobs given as flops are planned by the estimator, and run as it estimates.
+    - Jobs with a duration on a named reference hardware (and no requested time) become work: the duration times
+      the reference's sustained rate for the job's precision mix (the workload's default), so they run faster or
+      slower on other hardware exactly as the estimator says (a catalog is needed for this).
+    - Other jobs with a duration are planned by their requested time (or their duration where none was
+      requested) and run for their duration wherever they land."""
     n = len(trace)
     mix = np.zeros((n, len(PRECISIONS)))
     work = np.full(n, np.nan)
@@ -85,6 +91,10 @@ def trace_jobs(trace: Trace) -> JobTable:
     work[has_flops] = flops_total[has_flops] / 1e12
     planned = np.where(np.isfinite(trace.requested_s) & (trace.requested_s > 0), trace.requested_s, trace.duration_s)
     walltime = np.where(has_flops, np.nan, planned)
+    if catalog is not None:
+        by_ref = _reference_work(trace, catalog, eff or default_efficiency(), has_flops)
+        for i, (tflops, job_mix) in by_ref.items():
+            work[i], mix[i], walltime[i], has_flops[i] = tflops, job_mix, np.nan, True
     tenants = sorted(set(trace.tenant))
     return JobTable(
         key=list(trace.job_id),
@@ -110,6 +120,41 @@ def trace_jobs(trace: Trace) -> JobTable:
         data_site=np.full((n, 1), -1, dtype=np.int64),
         data_gb=np.zeros((n, 1)),
     )
+
+
+def _reference_work(
+    trace: Trace, catalog: Catalog, eff: Efficiency, has_flops: np.ndarray
+) -> dict[int, tuple[float, np.ndarray]]:
+    """Work (1e12 ops) and precision mix of the jobs timed on a named reference hardware."""
+    from suanli.spec.common import Workload
+    from suanli.spec.job import DEFAULT_MIX
+
+    out: dict[int, tuple[float, np.ndarray]] = {}
+    for i, ref in enumerate(trace.reference_hardware):
+        dur = float(trace.duration_s[i])
+        if not ref or has_flops[i] or not math.isfinite(dur) or dur <= 0 or ref not in catalog:
+            continue
+        if math.isfinite(trace.requested_s[i]) and trace.requested_s[i] > 0:
+            continue  # the user's estimate is what a scheduler would see: keep it planned by walltime
+        device = catalog.get(ref)
+        workload = Workload(trace.workload[i])
+        job_mix = np.zeros(len(PRECISIONS))
+        for p, share in DEFAULT_MIX[workload].items():
+            job_mix[PRECISIONS.index(p)] = share
+        share = eff.compute(workload, device.kind)
+        secs = 0.0
+        for k, p in enumerate(PRECISIONS):
+            if job_mix[k] > 0:
+                peak = device.capacity(p)
+                if peak is None:
+                    break
+                secs += job_mix[k] / (peak * share)
+        else:
+            devices, nodes = int(trace.devices[i]), max(1, int(trace.nodes[i]))
+            units = float(devices) if device.is_accelerator else float(trace.cpus[i]) / float(device.cores or 1)
+            scaling = eff.scaling(workload, device.intra_node_link, max(1.0, units / nodes), nodes)
+            out[i] = (dur * units * scaling / secs, job_mix)
+    return out
 
 
 def _take(jobs: JobTable, rows: np.ndarray, now: float) -> JobTable:
@@ -157,7 +202,8 @@ def simulate(
     t_wall = time.perf_counter()
     eff = eff or default_efficiency()
     pools = pool_table(network, catalog, eff)
-    jobs = replace(trace_jobs(trace), allowed_pool=allowed_pools(trace, pools.hardware))
+    jobs = replace(trace_jobs(trace, catalog, eff), allowed_pool=allowed_pools(trace, pools.hardware))
+    runs_as_estimated = np.isfinite(jobs.work_tflops)  # their true runtime is the estimate on the pool they get
     n, m = jobs.size, pools.size
     span = float(np.max(trace.submit_s)) if n else 0.0
     slots_total = math.ceil((span + 2 * horizon_s) / slot_s) + 2
@@ -241,7 +287,11 @@ def simulate(
             if action == Action.PLACE:
                 pool = int(dec.pool[b])
                 planned = float(dec.runtime_s[b])
-                true_run = float(trace.duration_s[i]) if math.isfinite(trace.duration_s[i]) else planned
+                true_run = (
+                    planned
+                    if runs_as_estimated[i] or not math.isfinite(trace.duration_s[i])
+                    else float(trace.duration_s[i])
+                )
                 demand = snap.jobs.demand[b].copy()
                 if not pools.accelerator[pool]:
                     demand[0] = 0.0
