@@ -21,7 +21,7 @@ import numpy as np
 from suanli.hardware import builtin_catalog
 from suanli.sim.engine import simulate
 from suanli.sim.metrics import metrics
-from suanli.sim.networks import swf_cluster
+from suanli.sim.networks import cpu_cluster, swf_cluster
 from suanli.sim.traces import read_csv, read_swf
 from suanli.spec import NetworkSpec
 
@@ -30,33 +30,7 @@ KTH = ROOT.parent / "shared" / "data" / "traces" / "swf" / "KTH-SP2-1996-2.1-cln
 
 
 def cluster(nodes: int = 128, cores: int = 64) -> NetworkSpec:
-    return NetworkSpec.model_validate(
-        {
-            "name": f"cluster-{nodes}x{cores}",
-            "sites": [
-                {
-                    "id": "c",
-                    "name": "cluster",
-                    "kind": "supercomputing",
-                    "province": "henan",
-                    "city": "zhengzhou",
-                    "backend": {"type": "sim"},
-                    "energy": {"pue": 1.3, "tariff": "henan-ci-single-part-2026-01", "carbon": {"kg_per_kwh": 0.6}},
-                    "pools": [
-                        {
-                            "id": "cpu",
-                            "hardware": "amd-epyc-7763",
-                            "nodes": nodes,
-                            "devices_per_node": 1,
-                            "cpus_per_node": cores,
-                            "memory_gb_per_node": 512,
-                            "price": {"node_hour_cny": 6},
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    return cpu_cluster(f"cluster-{nodes}x{cores}", nodes, cores, memory_gb_per_node=512, node_hour_cny=6)
 
 
 def synthetic_csv(n: int, seed: int, path: Path) -> Path:

@@ -16,7 +16,7 @@ from suanli.cli.app import app
 from suanli.hardware import builtin_catalog
 from suanli.sim.engine import simulate
 from suanli.sim.metrics import metrics
-from suanli.sim.networks import swf_cluster
+from suanli.sim.networks import cpu_cluster, swf_cluster
 from suanli.sim.traces import read_csv, read_swf
 from suanli.spec import NetworkSpec
 
@@ -25,33 +25,7 @@ CATALOG = builtin_catalog()
 
 
 def one_machine(cpus: int) -> NetworkSpec:
-    return NetworkSpec.model_validate(
-        {
-            "name": "one-machine",
-            "sites": [
-                {
-                    "id": "m",
-                    "name": "machine",
-                    "kind": "general",
-                    "province": "henan",
-                    "city": "zhengzhou",
-                    "backend": {"type": "sim"},
-                    "energy": {"pue": 1.2, "tariff": "henan-ci-single-part-2026-01", "carbon": {"kg_per_kwh": 0.6}},
-                    "pools": [
-                        {
-                            "id": "cpu",
-                            "hardware": "amd-epyc-7763",
-                            "nodes": 1,
-                            "devices_per_node": 1,
-                            "cpus_per_node": cpus,
-                            "memory_gb_per_node": 1000,
-                            "price": {"node_hour_cny": 1},
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    return cpu_cluster("one-machine", 1, cpus, site_id="m", memory_gb_per_node=1000)
 
 
 def csv_trace(tmp_path: Path, rows: list[tuple[float, int, float]]) -> Path:

@@ -31,14 +31,33 @@ def swf_cluster(trace: Trace) -> NetworkSpec:
                 "trace",
             )
     per_node = max(1, int(procs) // int(nodes))
+    return cpu_cluster(
+        f"swf-{int(nodes)}x{per_node}",
+        int(nodes),
+        per_node,
+        description="a homogeneous CPU cluster sized from the trace's header",
+    )
+
+
+def cpu_cluster(
+    name: str,
+    nodes: int,
+    cpus_per_node: int,
+    hardware: str = SWF_CPU,
+    site_id: str = "cluster",
+    memory_gb_per_node: float = 1e6,
+    node_hour_cny: float = 1.0,
+    description: str = "",
+) -> NetworkSpec:
+    """One site in Zhengzhou with one pool of identical CPU nodes (a trace's own machine, a test's cluster)."""
     return NetworkSpec.model_validate(
         {
-            "name": f"swf-{int(nodes)}x{per_node}",
-            "description": "a homogeneous CPU cluster sized from the trace's header",
+            "name": name,
+            "description": description,
             "sites": [
                 {
-                    "id": "cluster",
-                    "name": "the trace's cluster",
+                    "id": site_id,
+                    "name": f"{name} site",
                     "kind": "supercomputing",
                     "province": "henan",
                     "city": "zhengzhou",
@@ -47,12 +66,12 @@ def swf_cluster(trace: Trace) -> NetworkSpec:
                     "pools": [
                         {
                             "id": "cpu",
-                            "hardware": SWF_CPU,
-                            "nodes": int(nodes),
+                            "hardware": hardware,
+                            "nodes": nodes,
                             "devices_per_node": 1,
-                            "cpus_per_node": per_node,
-                            "memory_gb_per_node": 1e6,
-                            "price": {"node_hour_cny": 1.0},
+                            "cpus_per_node": cpus_per_node,
+                            "memory_gb_per_node": memory_gb_per_node,
+                            "price": {"node_hour_cny": node_hour_cny},
                         }
                     ],
                 }

@@ -57,6 +57,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from suanli.errors import Problem, SpecError
+from suanli.sim.traces import CSV_COLUMNS
 
 __all__ = [
     "DEFAULT_INTERARRIVAL_S",
@@ -104,25 +105,10 @@ GAVEL_DISTRIBUTED_JOB_TYPES = tuple(
     t for t in GAVEL_JOB_TYPES if not t.startswith(("A3C", "CycleGAN", "Recommendation"))
 )
 
-SYNTH_COLUMNS = (
-    "job_id",
-    "submit_s",
-    "duration_s",
-    "requested_s",
-    "cpus",
-    "devices",
-    "nodes",
-    "memory_gb",
-    "hardware",
-    "reference_hardware",
-    "workload",
-    "deadline_s",
-    "tenant",
-    "priority",
-    "preemptible",
-    "data_site",
-    "data_gb",
-    "job_type",
+# The generic CSV schema's columns that generated traces fill, in the reader's order (no flops, fractions or
+# per-device memory).
+SYNTH_COLUMNS = tuple(
+    c for c in CSV_COLUMNS if not c.startswith("flops_") and c not in ("device_fraction", "device_memory_gb")
 )
 
 DEFAULT_INTERARRIVAL_S = {"philly": 360.0, "hpc": 120.0, "mixed": 180.0}
