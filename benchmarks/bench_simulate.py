@@ -4,7 +4,7 @@ Replays generated CSV traces (Poisson arrivals, log-uniform runtimes from a minu
 a 128-node cluster, and the KTH-SP2 trace of the Parallel Workloads Archive when ../shared/data is present
 (the project does not need it otherwise). Results: benchmarks/results/simulate.json and docs/benchmarks.md.
 
-    python benchmarks/bench_simulate.py [--sizes 1000 10000] [--policy easy-backfill]
+    python benchmarks/bench_simulate.py [--sizes 1000 10000 100000] [--policy easy-backfill] [--round 60]
 """
 
 from __future__ import annotations
@@ -50,8 +50,15 @@ def synthetic_csv(n: int, seed: int, path: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--policy", default="easy-backfill")
+    parser.add_argument(
+        "--round",
+        type=float,
+        default=60.0,
+        dest="round_s",
+        help="scheduling beat in seconds (0: a round at every event)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "simulate.json")
     args = parser.parse_args()
     catalog = builtin_catalog()
@@ -59,12 +66,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.sizes:
             trace = read_csv(synthetic_csv(n, 0, Path(tmp) / f"synth-{n}.csv"))
-            m = metrics(simulate(trace, cluster(), catalog, args.policy))
+            m = metrics(simulate(trace, cluster(), catalog, args.policy, round_s=args.round_s))
             rows.append({"trace": f"synthetic-{n}", **m, "jobs_per_s": round(n / m["sim_wall_s"], 1)})
             print(f"synthetic {n:>7,} jobs: {m['sim_wall_s']:.1f} s = {n / m['sim_wall_s']:,.0f} jobs/s", flush=True)
     if KTH.exists():
         trace = read_swf(KTH)
-        m = metrics(simulate(trace, swf_cluster(trace), catalog, args.policy))
+        m = metrics(simulate(trace, swf_cluster(trace), catalog, args.policy, round_s=args.round_s))
         rows.append({"trace": "KTH-SP2", **m, "jobs_per_s": round(len(trace) / m["sim_wall_s"], 1)})
         print(f"KTH-SP2 {len(trace):,} jobs: {m['sim_wall_s']:.1f} s = {len(trace) / m['sim_wall_s']:,.0f} jobs/s")
     else:
@@ -75,7 +82,7 @@ def main() -> None:
     args.out.write_text(
         json.dumps(
             {
-                "benchmark": f"suanli simulate ({args.policy})",
+                "benchmark": f"suanli simulate ({args.policy}, rounds every {args.round_s:g} s)",
                 "machine": f"{platform.machine()}, Python {platform.python_version()}",
                 "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "rows": rows,

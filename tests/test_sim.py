@@ -191,3 +191,13 @@ def test_allowed_hardware_from_the_trace_is_respected(tmp_path: Path) -> None:
     xeon = r.pool_keys.index("m/xeon")
     assert r.pool[0] == xeon and r.pool[1] == xeon  # both wait for the xeon rather than take the free epyc
     assert sorted(r.start_s[:2]) == [0, 100]
+
+
+def test_scheduling_beat_batches_events_into_rounds(tmp_path: Path) -> None:
+    trace = read_csv(csv_trace(tmp_path, [(0, 4, 100), (10, 2, 50), (20, 2, 30)]))
+    r = simulate(trace, one_machine(4), CATALOG, "fifo", round_s=60)
+    # rounds at 0, 60, 120, ...: A starts at 0 and ends at 100; B and C are decided at the round after (120)
+    assert list(r.start_s) == [0, 120, 120]
+    assert list(r.end_s) == [100, 170, 150]
+    every_event = simulate(trace, one_machine(4), CATALOG, "fifo")
+    assert r.rounds < every_event.rounds + 1

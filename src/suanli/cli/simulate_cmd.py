@@ -26,6 +26,9 @@ def simulate(
     json_out: Path | None = typer.Option(None, "--json", help="write one metrics object per policy to this file"),
     report: Path | None = typer.Option(None, "--report", help="write an HTML report with figures to this folder"),
     slot_s: float = typer.Option(60.0, "--slot", min=60, max=3600, help="seconds per planning slot"),
+    round_s: float = typer.Option(
+        0.0, "--round", min=0, max=3600, help="schedule every N seconds instead of at every event (0: every event)"
+    ),
 ) -> None:
     """Replay a trace with the scheduler the broker runs, once per policy, and compare the metrics."""
     from suanli.cli.spec_cmds import network_and_catalog

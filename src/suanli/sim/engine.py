@@ -198,7 +198,10 @@ def simulate(
     horizon_s: float = 2 * 86400.0,
     eff: Efficiency | None = None,
     progress: Callable[[float], None] | None = None,
+    round_s: float = 0.0,
 ) -> SimResult:
+    """Replay `trace` on `network` under `policy`. round_s > 0 schedules on a fixed beat (like a scheduler's cycle)
+    instead of at every event: faster on long traces, and jobs start up to one beat later."""
     t_wall = time.perf_counter()
     eff = eff or default_efficiency()
     pools = pool_table(network, catalog, eff)
@@ -260,6 +263,8 @@ def simulate(
                 res.reason[i] = "never found room: nothing left running or arriving"
             break
         now = max(now, min(candidates))
+        if round_s > 0:  # scheduling rounds on a fixed beat: everything that happened since is decided together
+            now = math.ceil(now / round_s - 1e-9) * round_s
         res.events += 1
         while completions and completions[0][0] <= now:
             _, i = heapq.heappop(completions)
