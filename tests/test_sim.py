@@ -201,3 +201,12 @@ def test_scheduling_beat_batches_events_into_rounds(tmp_path: Path) -> None:
     assert list(r.end_s) == [100, 170, 150]
     every_event = simulate(trace, one_machine(4), CATALOG, "fifo")
     assert r.rounds < every_event.rounds + 1
+
+
+def test_a_job_larger_than_every_pool_is_rejected_at_arrival(tmp_path: Path) -> None:
+    trace = read_csv(csv_trace(tmp_path, [(0, 16, 100), (5, 2, 10)]))
+    r = simulate(trace, one_machine(4), CATALOG, "easy-backfill")
+    assert r.rejected[0] and "more devices, CPUs or memory than any pool" in r.reason[0]
+    assert r.start_s[1] == 5 and not r.rejected[1]
+    m = metrics(r)
+    assert m["completed"] + m["rejected"] == 2

@@ -246,6 +246,7 @@ def simulate(
     capacity = pools.capacity  # (M, 3)
     used = np.zeros_like(capacity)
     all_demand = jobs.demand
+    fits_somewhere = np.any(np.all(all_demand[:, None, :] <= capacity[None, :, :] + 1e-9, axis=2), axis=1)
     now = 0.0
     while next_arrival < n or pending or running:
         candidates = []
@@ -272,8 +273,13 @@ def simulate(
             in_use[pool] -= res.units[i]
             used[pool] -= demand
         while next_arrival < n and jobs.submit_s[order[next_arrival]] <= now:
-            pending.append(int(order[next_arrival]))
+            i = int(order[next_arrival])
             next_arrival += 1
+            if not fits_somewhere[i]:  # larger than every pool even when empty: it can never run
+                res.rejected[i] = True
+                res.reason[i] = "asks for more devices, CPUs or memory than any pool has in all"
+                continue
+            pending.append(i)
         if not pending:
             continue
         rows = np.array(pending)
