@@ -108,9 +108,13 @@ def test_simulate_command_writes_the_metrics_contract(tmp_path: Path) -> None:
             "easy-backfill",
             "--json",
             str(out),
+            "--report",
+            str(tmp_path / "report"),
         ],
     )
     assert result.exit_code == 0, result.stderr
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert "easy-backfill" in index and "fifo" in index and "<img" in index
     rows = json.loads(out.read_text())
     assert [r["policy"] for r in rows] == ["fifo", "easy-backfill"]
     keys = {

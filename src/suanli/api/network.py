@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Request
 from suanli.api.auth import Caller, caller
 from suanli.api.jobs import read_spec, validate_for_network
 from suanli.backends.base import BackendError
-from suanli.energy.run import SiteEnergyCurves
 
 router = APIRouter(prefix="/v1", tags=["network"])
 
@@ -22,7 +21,7 @@ def sites(who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str
     now = datetime.now(UTC)
     out = []
     for site in st.network.sites:
-        curves = SiteEnergyCurves.of(st.network, site)
+        curves = st.broker.curves(site.id)
         backend = st.backends.get(site.id)
         capacity: dict[str, Any] = {}
         health = "unreachable" if backend is None else "healthy"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,9 +13,7 @@ from suanli.store.models import Attempt, Job
 
 
 def _iso(t: datetime | None) -> str | None:
-    if t is None:
-        return None
-    return (t if t.tzinfo else t.replace(tzinfo=UTC)).isoformat()
+    return None if t is None else t.isoformat()
 
 
 def _json(text: str | None) -> Any:

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 
 from suanli.backends.base import AttemptState, AttemptStatus, Backend, BackendError, LaunchSpec
 from suanli.broker.metering import meter
+from suanli.energy.run import SiteEnergyCurves
 from suanli.hardware.catalog import Catalog
 from suanli.schedule.core import Action, schedule
 from suanli.schedule.explain import explain
@@ -65,7 +66,7 @@ class Broker:
     min_tick_s: float = float(os.environ.get("SUANLI_MIN_TICK_S", "0.05"))
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _specs: dict[str, JobSpec] = field(default_factory=dict, repr=False)
-    _curves: dict[str, Any] = field(default_factory=dict, repr=False)  # site -> SiteEnergyCurves, for metering
+    _curves: dict[str, SiteEnergyCurves] = field(default_factory=dict, repr=False)  # by site, see curves()
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -124,6 +125,12 @@ class Broker:
             self._specs[job.id] = cached
         return cached
 
+    def curves(self, site_id: str) -> SiteEnergyCurves:
+        """A site's price and carbon curves, built once (for metering and for /v1/sites)."""
+        if site_id not in self._curves:
+            self._curves[site_id] = SiteEnergyCurves.of(self.network, self.network.site(site_id))
+        return self._curves[site_id]
+
     def _backend(self, site: str) -> Backend | None:
         return self.backends.get(site)
 
@@ -177,7 +184,7 @@ class Broker:
             transition(s, job, JobState.STARTING)
         if status.state in (AttemptState.SUCCEEDED, AttemptState.FAILED):
             attempt.state = status.state.value
-            usage = meter(self.network, self.catalog, self.spec(job), attempt, self._curves)
+            usage = meter(self.network, self.catalog, self.spec(job), attempt, self.curves(attempt.site))
             attempt.usage = json.dumps(usage)
             job.usage = attempt.usage
             job.exit_code = status.exit_code
@@ -271,9 +278,9 @@ class Broker:
             .order_by(Job.submitted_at)
         ).all()
         pending = [
-            PendingJob(j.id, self.spec(j), _aware(j.submitted_at), j.tenant_id)
+            PendingJob(j.id, self.spec(j), j.submitted_at, j.tenant_id)
             for j in queued
-            if j.not_before is None or _aware(j.not_before) <= now
+            if j.not_before is None or j.not_before <= now
         ]
         active = s.scalars(select(Job).where(Job.state.in_([x.value for x in ACTIVE]))).all()
         running = []
@@ -283,7 +290,7 @@ class Broker:
             if a is None or (a.site, a.pool) not in known:  # e.g. a pool removed from the network file
                 continue
             est = json.loads(a.estimate or "{}")
-            started = _aware(a.started_at or a.created_at)
+            started = a.started_at or a.created_at
             end = started + timedelta(seconds=float(est.get("runtime_s") or 3600.0))
             running.append(
                 RunningJob(
@@ -454,8 +461,3 @@ def _launch_spec(attempt_id: str, job_id: str, pool: str, hardware: str, spec: J
 
 def _ts(unix: float | None) -> datetime | None:
     return None if unix is None else datetime.fromtimestamp(unix, UTC)
-
-
-def _aware(t: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything the broker stores is UTC."""
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

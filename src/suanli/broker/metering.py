@@ -5,7 +5,6 @@ periods it crossed, the site's grid carbon less its green share)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from suanli.energy.run import SiteEnergyCurves, run_energy
@@ -17,22 +16,16 @@ from suanli.store.models import Attempt
 
 
 def meter(
-    network: NetworkSpec,
-    catalog: Catalog,
-    spec: JobSpec,
-    attempt: Attempt,
-    curves: dict[str, SiteEnergyCurves] | None = None,
+    network: NetworkSpec, catalog: Catalog, spec: JobSpec, attempt: Attempt, curves: SiteEnergyCurves
 ) -> dict[str, Any]:
-    """Usage of a finished attempt; `curves` caches each site's price and carbon curves across calls."""
-    started = _aware(attempt.started_at or attempt.created_at)
-    finished = _aware(attempt.finished_at or started)
+    """Usage of a finished attempt, with its site's price and carbon curves."""
+    started = attempt.started_at or attempt.created_at
+    finished = attempt.finished_at or started
     runtime_s = max(0.0, (finished - started).total_seconds())
     site = network.site(attempt.site)
     pool = next(p for p in site.pools if p.id == attempt.pool)
     device = catalog.get(pool.hardware)
-    e = run_energy(
-        spec.workload, pool, device, job_shape(spec, device), SiteEnergyCurves.of(network, site), started, runtime_s
-    )
+    e = run_energy(spec.workload, pool, device, job_shape(spec, device), curves, started, runtime_s)
     estimate = json.loads(attempt.estimate or "{}")
     return {
         "runtime_s": round(runtime_s, 3),
@@ -46,7 +39,3 @@ def meter(
         "hardware": attempt.hardware,
         "estimated": estimate,
     }
-
-
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

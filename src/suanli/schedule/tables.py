@@ -6,7 +6,7 @@ P = 7 precisions in the order of suanli.spec.common.PRECISIONS, D data sets per 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -119,6 +119,17 @@ class JobTable:
     @property
     def demand(self) -> np.ndarray:
         return np.stack([self.devices, self.cpus, self.memory_gb], axis=1).astype(np.float64)
+
+    def take(self, rows: np.ndarray) -> JobTable:
+        """The jobs at `rows`, every per-job field picked alike (arrays by index, lists by position)."""
+        picked = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, np.ndarray):
+                picked[f.name] = value[rows]
+            elif isinstance(value, list):
+                picked[f.name] = [value[i] for i in rows]
+        return replace(self, **picked)
 
 
 @dataclass(frozen=True)

@@ -159,33 +159,8 @@ def _reference_work(
 
 def _take(jobs: JobTable, rows: np.ndarray, now: float) -> JobTable:
     """The rows waiting at `now`, with times made relative to it."""
-    return replace(
-        jobs,
-        key=[jobs.key[i] for i in rows],
-        tenant=jobs.tenant[rows],
-        priority=jobs.priority[rows],
-        submit_s=jobs.submit_s[rows] - now,
-        workload=jobs.workload[rows],
-        objective=jobs.objective[rows],
-        devices=jobs.devices[rows],
-        cpus=jobs.cpus[rows],
-        memory_gb=jobs.memory_gb[rows],
-        nodes=jobs.nodes[rows],
-        device_memory_gb=jobs.device_memory_gb[rows],
-        mix=jobs.mix[rows],
-        declares_precision=jobs.declares_precision[rows],
-        work_tflops=jobs.work_tflops[rows],
-        walltime_s=jobs.walltime_s[rows],
-        memory_traffic_gb=jobs.memory_traffic_gb[rows],
-        deadline_s=jobs.deadline_s[rows] - now,
-        budget_cny=jobs.budget_cny[rows],
-        preemptible=jobs.preemptible[rows],
-        checkpoint_s=jobs.checkpoint_s[rows],
-        data_site=jobs.data_site[rows],
-        data_gb=jobs.data_gb[rows],
-        allowed_site=None,
-        allowed_pool=None if jobs.allowed_pool is None else jobs.allowed_pool[rows],
-    )
+    waiting = jobs.take(rows)
+    return replace(waiting, submit_s=waiting.submit_s - now, deadline_s=waiting.deadline_s - now)
 
 
 def simulate(

@@ -3,7 +3,7 @@ inside, and their shape is owned by the spec and schedule packages."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -14,9 +14,23 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always reads back timezone-aware in UTC: SQLite hands datetimes back naive, PostgreSQL
+    aware; everything the store writes is UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -30,7 +44,7 @@ class Tenant(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     max_devices: Mapped[int | None] = mapped_column(Integer, nullable=True)  # devices in use at once
     max_queued_jobs: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Token(Base):
@@ -40,8 +54,8 @@ class Token(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
     secret_sha256: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class Job(Base):
@@ -59,15 +73,15 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     devices: Mapped[int] = mapped_column(Integer, default=0)
-    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     site: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decision: Mapped[str | None] = mapped_column(Text, nullable=True)  # the latest explain() account, JSON
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it failed, was rejected or waits
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)  # retry backoff
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # retry backoff
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     usage: Mapped[str | None] = mapped_column(Text, nullable=True)  # metered runtime, energy, cost, carbon (JSON)
@@ -84,9 +98,9 @@ class Attempt(Base):
     pool: Mapped[str] = mapped_column(String(64))
     hardware: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(20), index=True)  # starting, running, or a final AttemptState
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     estimate: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: runtime_s, cost_cny, ...
     usage: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, when finished
@@ -98,7 +112,7 @@ class Event(Base):
 
     __tablename__ = "events"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     job_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
     kind: Mapped[str] = mapped_column(String(40))
     from_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
