@@ -83,6 +83,9 @@ def estimate_block(snap: Snapshot, rows: np.ndarray) -> BlockEstimates:
     runtime = np.maximum(compute_s, memory_s)
     given = j.walltime_s[rows]
     runtime = np.where(np.isnan(given)[:, None], runtime, given[:, None])
+    if j.pool_runtime_s is not None:  # measured per-pool runtimes override the model where known
+        measured = j.pool_runtime_s[rows]
+        runtime = np.where(np.isnan(measured), runtime, measured)
     runtime = np.where((bits == 0) & np.isfinite(runtime), runtime, np.inf)
 
     # -- data staging and egress to each pool's site (data sets move in parallel; the slowest decides)

@@ -111,6 +111,8 @@ class JobTable:
     data_gb: np.ndarray  # (N, D)
     allowed_site: np.ndarray | None = None  # (N, S) bool: constraints and data residency; None = all
     allowed_pool: np.ndarray | None = None  # (N, M) bool: hardware allow/deny lists; None = all
+    # (N, M) measured runtime on each pool (a throughput matrix in the simulator), overriding the model; NaN = model
+    pool_runtime_s: np.ndarray | None = None
 
     @property
     def size(self) -> int:

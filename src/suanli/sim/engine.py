@@ -23,8 +23,11 @@ import numpy as np
 from suanli.estimate.efficiency import Efficiency, default_efficiency
 from suanli.hardware.catalog import Catalog
 from suanli.schedule.core import Action, schedule
+from suanli.schedule.estimates import estimate_block
 from suanli.schedule.from_specs import efficiencies, pool_table, site_table
+from suanli.schedule.policies import get_policy
 from suanli.schedule.tables import OBJECTIVES, WORKLOADS, JobTable, RunningTable, Snapshot
+from suanli.sim.throughput import Throughputs, pool_runtimes
 from suanli.sim.traces import Trace
 from suanli.spec.common import PRECISIONS
 from suanli.spec.network import NetworkSpec
@@ -37,12 +40,12 @@ class SimResult:
     policy: str
     trace_jobs: int
     submit_s: np.ndarray
-    start_s: np.ndarray  # NaN when never started
-    end_s: np.ndarray
-    pool: np.ndarray  # -1 when never placed
+    start_s: np.ndarray  # first start; NaN when never started
+    end_s: np.ndarray  # completion
+    pool: np.ndarray  # the pool it finished on; -1 when never placed
     rejected: np.ndarray  # bool
     reason: list[str]
-    runtime_s: np.ndarray  # true runtime where it ran
+    runtime_s: np.ndarray  # time it held its allocation, summed over its runs (preempted runs included)
     cost_cny: np.ndarray
     energy_kwh: np.ndarray
     carbon_kg: np.ndarray
@@ -55,16 +58,35 @@ class SimResult:
     events: int = 0
     rounds: int = 0
     peak_use: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per pool, the most units held at once
+    seed: int | None = None
+    preemptions: int = 0
+    throughput_jobs: int = 0  # jobs whose speed came from a throughput matrix
+    # every run of a job, one row each (a job preempted k times has k + 1): which pool, when, the units held, the
+    # share of the job's work it did (kept), and the seconds it ran whose work was lost (to be done again)
+    seg_job: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    seg_pool: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    seg_start: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seg_end: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seg_units: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seg_work: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    seg_lost_s: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-def allowed_pools(trace: Trace, hardware: list[str]) -> np.ndarray | None:
-    """(N, M) which pools each job may use, from the trace's allowed hardware (catalog ids); None when all may."""
+def allowed_pools(trace: Trace, hardware: list[str], pool_names: list[set[str]] | None = None) -> np.ndarray | None:
+    """(N, M) which pools each job may use, from the trace's allowed hardware; None when all may. A name matches a
+    pool when it is the pool's catalog id or one of `pool_names[m]` (e.g. the Alibaba model a pool was built from)."""
     if not any(trace.allowed_hardware):
         return None
-    ids = np.array(hardware)
-    return np.array(
-        [np.isin(ids, list(allowed)) if allowed else np.ones(len(ids), bool) for allowed in trace.allowed_hardware]
-    )
+    names = [{h} | (pool_names[m] if pool_names else set()) for m, h in enumerate(hardware)]
+    out = np.ones((len(trace), len(hardware)), dtype=bool)
+    cache: dict[tuple[str, ...], np.ndarray] = {}
+    for i, allowed in enumerate(trace.allowed_hardware):
+        if allowed:
+            row = cache.get(allowed)
+            if row is None:
+                row = cache[allowed] = np.array([bool(n & set(allowed)) for n in names], dtype=bool)
+            out[i] = row
+    return out
 
 
 def trace_jobs(trace: Trace, catalog: Catalog | None = None, eff: Efficiency | None = None) -> JobTable:
@@ -116,7 +138,9 @@ def trace_jobs(trace: Trace, catalog: Catalog | None = None, eff: Efficiency | N
         deadline_s=np.asarray(trace.deadline_s, dtype=np.float64),
         budget_cny=np.full(n, np.inf),
         preemptible=np.asarray(trace.preemptible, dtype=bool),
-        checkpoint_s=np.full(n, np.inf),
+        checkpoint_s=(
+            np.full(n, np.inf) if trace.checkpoint_s is None else np.asarray(trace.checkpoint_s, dtype=np.float64)
+        ),
         data_site=np.full((n, 1), -1, dtype=np.int64),
         data_gb=np.zeros((n, 1)),
     )
@@ -174,14 +198,38 @@ def simulate(
     eff: Efficiency | None = None,
     progress: Callable[[float], None] | None = None,
     round_s: float = 0.0,
+    throughputs: Throughputs | None = None,
+    seed: int | None = None,
+    pool_names: dict[str, set[str]] | None = None,
 ) -> SimResult:
-    """Replay `trace` on `network` under `policy`. round_s > 0 schedules on a fixed beat (like a scheduler's cycle)
-    instead of at every event: faster on long traces, and jobs start up to one beat later."""
+    """Replay `trace` on `network` under `policy`.
+
+    round_s > 0 schedules on a fixed beat (like a scheduler's cycle) instead of at every event: faster on long
+    traces, and jobs start up to one beat later. `throughputs` is a measured speed model for jobs with a job_type
+    (see suanli.sim.throughput). `seed` orders jobs submitted at the same instant (drawn from it; None keeps the
+    trace's order): the replay has no other randomness, so the same seed gives the same result. `pool_names` are
+    extra names (pool key -> names) a trace's allowed hardware may use for a pool.
+
+    Preemptions the scheduler decides are applied: the victim stops, keeps the work up to its last checkpoint
+    (none without a checkpoint interval) and waits again with what is left."""
     t_wall = time.perf_counter()
     eff = eff or default_efficiency()
+    pol = get_policy(policy)
     pools = pool_table(network, catalog, eff)
-    jobs = replace(trace_jobs(trace, catalog, eff), allowed_pool=allowed_pools(trace, pools.hardware))
-    runs_as_estimated = np.isfinite(jobs.work_tflops)  # their true runtime is the estimate on the pool they get
+    names = [(pool_names or {}).get(k, set()) for k in pools.key]
+    allowed = allowed_pools(trace, pools.hardware, names if pool_names else None)
+    jobs = trace_jobs(trace, catalog, eff)
+    matched = 0
+    if throughputs is not None:
+        measured, runs, matched = pool_runtimes(trace, pools.hardware, throughputs)
+        if matched:
+            allowed = runs if allowed is None else allowed & runs
+            jobs = replace(jobs, pool_runtime_s=measured)
+    jobs = replace(jobs, allowed_pool=allowed)
+    # jobs whose true runtime is the scheduler's estimate on the pool they get (work, or a measured matrix)
+    runs_as_estimated = np.isfinite(jobs.work_tflops)
+    if jobs.pool_runtime_s is not None:
+        runs_as_estimated |= np.isfinite(jobs.pool_runtime_s).any(axis=1)
     n, m = jobs.size, pools.size
     span = float(np.max(trace.submit_s)) if n else 0.0
     slots_total = math.ceil((span + 2 * horizon_s) / slot_s) + 2
@@ -192,7 +240,7 @@ def simulate(
     cap_units = np.where(pools.accelerator, pools.nodes * pools.devices_per_node, pools.nodes * pools.cpus_per_node)
 
     res = SimResult(
-        policy,
+        pol.name,
         n,
         jobs.submit_s.copy(),
         np.full(n, np.nan),
@@ -200,7 +248,7 @@ def simulate(
         np.full(n, -1),
         np.zeros(n, bool),
         [""] * n,
-        np.full(n, np.nan),
+        np.zeros(n),
         np.zeros(n),
         np.zeros(n),
         np.zeros(n),
@@ -210,12 +258,20 @@ def simulate(
         list(pools.key),
         tenant=list(trace.tenant),
         peak_use=np.zeros(m),
+        seed=seed,
+        throughput_jobs=matched,
     )
-    order = np.argsort(jobs.submit_s, kind="stable")
+    if seed is None:
+        order = np.argsort(jobs.submit_s, kind="stable")
+    else:  # jobs submitted at the same instant enter the queue in an order drawn from the seed
+        order = np.lexsort((np.random.default_rng(seed).random(n), jobs.submit_s))
     next_arrival = 0
     pending: list[int] = []
-    running: dict[int, tuple[int, float, float, np.ndarray]] = {}  # job -> (pool, start, planned end, demand)
-    completions: list[tuple[float, int]] = []  # (true end, job)
+    running: dict[int, _Run] = {}
+    completions: list[tuple[float, int, int]] = []  # (true end, job, run number): stale once the run was preempted
+    run_no = np.zeros(n, dtype=np.int64)
+    remaining = np.ones(n)  # share of each job's work still to do (below 1 after a preemption kept some)
+    segments: list[tuple[int, int, float, float, float, float, float]] = []
     timers: list[float] = []  # reserved start times to wake up at
     in_use = np.zeros(m)
     capacity = pools.capacity  # (M, 3)
@@ -223,10 +279,35 @@ def simulate(
     all_demand = jobs.demand
     fits_somewhere = np.any(np.all(all_demand[:, None, :] <= capacity[None, :, :] + 1e-9, axis=2), axis=1)
     now = 0.0
+    can_preempt = pol.preemption and bool(jobs.preemptible.any())
+    tenants = sorted(set(trace.tenant)) or ["default"]  # the job table's tenant indices name these
+
+    def stop(i: int, at: float, finished: bool) -> None:
+        run = running.pop(i)
+        held = at - run.start
+        if finished:
+            work, lost = remaining[i], 0.0
+        else:  # preempted: the work up to its last checkpoint is kept, the rest is done again
+            cp = jobs.checkpoint_s[i]
+            kept = math.floor(held / cp) * cp if math.isfinite(cp) and cp > 0 else 0.0
+            work = min(remaining[i], kept / run.full_s) if run.full_s > 0 else 0.0
+            lost = held - kept
+        remaining[i] -= work
+        share = held / run.true_s if run.true_s > 0 else 1.0
+        res.cost_cny[i] += run.cost * share
+        res.energy_kwh[i] += run.energy * share
+        res.carbon_kg[i] += run.carbon * share
+        res.runtime_s[i] += held
+        segments.append((i, run.pool, run.start, at, res.units[i], work, lost))
+        in_use[run.pool] -= res.units[i]
+        used[run.pool] -= run.demand
+
     while next_arrival < n or pending or running:
         candidates = []
         if next_arrival < n:
             candidates.append(jobs.submit_s[order[next_arrival]])
+        while completions and completions[0][2] != run_no[completions[0][1]]:
+            heapq.heappop(completions)  # a preempted run's completion
         if completions:
             candidates.append(completions[0][0])
         while timers and timers[0] <= now:
@@ -243,10 +324,10 @@ def simulate(
             now = math.ceil(now / round_s - 1e-9) * round_s
         res.events += 1
         while completions and completions[0][0] <= now:
-            _, i = heapq.heappop(completions)
-            pool, _, _, demand = running.pop(i)
-            in_use[pool] -= res.units[i]
-            used[pool] -= demand
+            end, i, k = heapq.heappop(completions)
+            if k == run_no[i]:
+                stop(i, end, finished=True)
+                res.end_s[i] = end
         while next_arrival < n and jobs.submit_s[order[next_arrival]] <= now:
             i = int(order[next_arrival])
             next_arrival += 1
@@ -259,39 +340,62 @@ def simulate(
             continue
         rows = np.array(pending)
         # A round can only start work that fits somewhere now; when no waiting job fits any pool's free capacity
-        # (most arrivals behind a full machine), the round would change nothing and is skipped.
+        # (most arrivals behind a full machine), the round would change nothing and is skipped — unless the
+        # policy may preempt and a waiting job outranks preemptible work that runs.
         free = capacity - used
-        if not np.any(np.all(all_demand[rows][:, None, :] <= free[None, :, :] + 1e-9, axis=2)):
+        if not np.any(np.all(all_demand[rows][:, None, :] <= free[None, :, :] + 1e-9, axis=2)) and not (
+            can_preempt and _may_preempt(jobs, rows, running)
+        ):
             continue
-        snap = _snapshot(jobs, rows, pools, full_sites, effs, running, now, slot_s, k_h)
-        dec = schedule(snap, policy)
+        snap, run_keys = _snapshot(jobs, rows, pools, full_sites, effs, running, now, slot_s, k_h, remaining, tenants)
+        dec = schedule(snap, pol)
         res.rounds += 1
+        for pre in dec.preemptions:  # stop the victims first: the core counted their room as free
+            for key in pre.victims:
+                v = run_keys[key]
+                stop(v, now, finished=False)
+                run_no[v] += 1
+                res.preemptions += 1
+                pending.append(v)
+        placed = np.flatnonzero(dec.action == Action.PLACE)
+        true_runtime = dec.runtime_s
+        if placed.size and not pol.speed_aware:
+            # the policy planned as if every pool ran a job at the same speed; the job runs at its pool's speed
+            est = estimate_block(snap, placed)
+            true_runtime = dec.runtime_s.copy()
+            true_runtime[placed] = est.runtime_s[np.arange(placed.size), dec.pool[placed]]
         still = []
         wake = math.inf  # the earliest reserved start: the round after it re-plans every reservation anyway
-        for b, i in enumerate(pending):
+        for b in range(len(rows)):
+            i = int(rows[b])
             action = Action(int(dec.action[b]))
             if action == Action.PLACE:
                 pool = int(dec.pool[b])
                 planned = float(dec.runtime_s[b])
-                true_run = (
-                    planned
-                    if runs_as_estimated[i] or not math.isfinite(trace.duration_s[i])
-                    else float(trace.duration_s[i])
-                )
+                if runs_as_estimated[i] or not math.isfinite(trace.duration_s[i]):
+                    true_run = float(true_runtime[b])
+                else:
+                    true_run = float(trace.duration_s[i]) * remaining[i]
                 demand = snap.jobs.demand[b].copy()
                 if not pools.accelerator[pool]:
                     demand[0] = 0.0
-                res.start_s[i] = now
-                res.end_s[i] = now + true_run
-                res.runtime_s[i] = true_run
+                if not math.isfinite(res.start_s[i]):
+                    res.start_s[i] = now
                 res.pool[i] = pool
                 res.units[i] = demand[0] if pools.accelerator[pool] else demand[1]
                 scale = true_run / planned if planned > 0 else 1.0
-                res.cost_cny[i] = dec.cost_cny[b] * scale
-                res.energy_kwh[i] = dec.energy_kwh[b] * scale
-                res.carbon_kg[i] = dec.carbon_kg[b] * scale
-                running[i] = (pool, now, now + max(planned, 1.0), demand)
-                heapq.heappush(completions, (now + true_run, i))
+                running[i] = _Run(
+                    pool,
+                    now,
+                    now + max(planned, 1.0),
+                    demand,
+                    true_run,
+                    true_run / remaining[i] if remaining[i] > 0 else true_run,
+                    float(dec.cost_cny[b]) * scale,
+                    float(dec.energy_kwh[b]) * scale,
+                    float(dec.carbon_kg[b]) * scale,
+                )
+                heapq.heappush(completions, (now + true_run, i, int(run_no[i])))
                 in_use[pool] += res.units[i]
                 used[pool] += demand
                 res.peak_use[pool] = max(res.peak_use[pool], in_use[pool])
@@ -302,18 +406,58 @@ def simulate(
                 if action == Action.RESERVE:
                     wake = min(wake, now + float(dec.start_s[b]))
                 still.append(i)
-        pending = still
+        pending = still + [v for v in pending[len(rows) :]]  # victims stopped this round wait again
         if math.isfinite(wake) and (not timers or wake < timers[0]):
             heapq.heappush(timers, wake)
         if progress is not None and n:
             progress(next_arrival / n)
+    if segments:
+        seg = list(zip(*segments, strict=True))
+        res.seg_job = np.array(seg[0], dtype=np.int64)
+        res.seg_pool = np.array(seg[1], dtype=np.int64)
+        res.seg_start, res.seg_end, res.seg_units, res.seg_work, res.seg_lost_s = (np.array(c) for c in seg[2:])
     res.sim_wall_s = time.perf_counter() - t_wall
     return res
 
 
+@dataclass
+class _Run:
+    """A job's current run."""
+
+    pool: int
+    start: float
+    planned_end: float  # what the scheduler believes (it plans the capacity timeline with this)
+    demand: np.ndarray
+    true_s: float  # how long this run takes to finish the job's remaining work
+    full_s: float  # how long the whole job takes on this pool
+    cost: float
+    energy: float
+    carbon: float
+
+
+def _may_preempt(jobs: JobTable, rows: np.ndarray, running: dict[int, _Run]) -> bool:
+    """Does any waiting job outrank running preemptible work (so a round could make room by preemption)?"""
+    if not running:
+        return False
+    keys = np.fromiter(running, dtype=np.int64, count=len(running))
+    victims = keys[jobs.preemptible[keys]]
+    return bool(victims.size) and bool(jobs.priority[rows].max() > jobs.priority[victims].min())
+
+
 def _snapshot(
-    jobs: JobTable, rows: np.ndarray, pools, full_sites, effs, running, now: float, slot_s: float, k_h: int
-) -> Snapshot:
+    jobs: JobTable,
+    rows: np.ndarray,
+    pools,
+    full_sites,
+    effs,
+    running: dict[int, _Run],
+    now: float,
+    slot_s: float,
+    k_h: int,
+    remaining: np.ndarray,
+    tenants: list[str],
+) -> tuple[Snapshot, dict[str, int]]:
+    """The round's snapshot, and the running work's keys (as the core names preemption victims) -> job."""
     # curves start at the slot at or before now (off by under one slot); past the precomputed span the last
     # window is reused, which keeps the daily pattern of prices and carbon
     k0 = min(int(now // slot_s), full_sites.price_cum.shape[1] - k_h - 2)
@@ -322,24 +466,31 @@ def _snapshot(
         price_cum=full_sites.price_cum[:, k0 : k0 + k_h + 1] - full_sites.price_cum[:, k0 : k0 + 1],
         carbon_cum=full_sites.carbon_cum[:, k0 : k0 + k_h + 1] - full_sites.carbon_cum[:, k0 : k0 + 1],
     )
+    run_keys: dict[str, int] = {}
     if running:
-        keys = list(running)
-        r_pool = np.array([running[i][0] for i in keys], dtype=np.int64)
-        r_start = np.array([running[i][1] for i in keys]) - now
-        r_end = np.maximum(np.array([running[i][2] for i in keys]) - now, slot_s)
-        r_demand = np.array([running[i][3] for i in keys])
-        zeros = np.zeros(len(keys))
+        keys = np.fromiter(running, dtype=np.int64, count=len(running))
+        runs = list(running.values())
+        run_keys = {str(i): int(i) for i in keys}
         run = RunningTable(
-            [jobs.key[i] for i in keys],
-            r_pool,
-            r_demand,
-            r_start,
-            r_end,
+            list(run_keys),
+            np.array([r.pool for r in runs], dtype=np.int64),
+            np.array([r.demand for r in runs]),
+            np.array([r.start for r in runs]) - now,
+            np.maximum(np.array([r.planned_end for r in runs]) - now, slot_s),
             jobs.priority[keys],
-            np.zeros(len(keys), bool),
-            zeros + np.inf,
+            jobs.preemptible[keys],
+            jobs.checkpoint_s[keys],
             jobs.tenant[keys],
         )
     else:
         run = RunningTable.empty()
-    return Snapshot(_take(jobs, rows, now), pools, sites, effs, run, slot_s)
+    waiting = _take(jobs, rows, now)
+    left = remaining[rows]
+    if np.any(left < 1.0):  # jobs back after a preemption plan only the work they have left
+        waiting = replace(
+            waiting,
+            work_tflops=waiting.work_tflops * left,
+            walltime_s=waiting.walltime_s * left,
+            pool_runtime_s=None if waiting.pool_runtime_s is None else waiting.pool_runtime_s * left[:, None],
+        )
+    return Snapshot(waiting, pools, sites, effs, run, slot_s, tenants), run_keys

@@ -77,6 +77,7 @@ class Trace:
     flops: dict[str, np.ndarray] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    checkpoint_s: np.ndarray | None = None  # seconds between a job's checkpoints (inf: none); None: no such column
 
     def __len__(self) -> int:
         return len(self.job_id)
@@ -90,6 +91,8 @@ class Trace:
         for precision, values in self.flops.items():
             if len(values) != n:
                 raise ValueError(f"Trace.flops[{precision!r}] has {len(values)} entries, job_id has {n}")
+        if self.checkpoint_s is not None and len(self.checkpoint_s) != n:
+            raise ValueError(f"Trace.checkpoint_s has {len(self.checkpoint_s)} entries, job_id has {n}")
 
 
 _FLOAT = ("submit_s", "duration_s", "requested_s", "device_fraction", "memory_gb", "deadline_s", "data_gb")
@@ -450,6 +453,7 @@ CSV_COLUMNS = (
     "data_gb",
     "job_type",
     "requested_s",
+    "checkpoint_s",
 )
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
@@ -479,6 +483,7 @@ _PARSERS: dict[str, tuple[Any, str, Any]] = {
     "submit_s": (lambda t: _number(t), "a number of seconds", None),
     "duration_s": (lambda t: _number(t, positive=True), "a number of seconds > 0", math.nan),
     "requested_s": (lambda t: _number(t, positive=True), "a number of seconds > 0, or blank", math.nan),
+    "checkpoint_s": (lambda t: _number(t, positive=True), "a number of seconds > 0, or blank", math.inf),
     "deadline_s": (lambda t: _number(t), "a number of seconds (same clock as submit_s), or blank", math.inf),
     "cpus": (lambda t: int(_number(t, minimum=0, integer=True)), "an integer >= 0", None),
     "devices": (lambda t: int(_number(t, minimum=0, integer=True)), "an integer >= 0", 0),
@@ -521,7 +526,8 @@ def read_csv(path: str | Path, *, skip_bad: bool = False) -> Trace:
     reference_hardware (None); workload (ai-training, ai-inference, hpc or general; ai-training when devices > 0
     else general); deadline_s (seconds on the same clock as submit_s and after it; inf); tenant ('default');
     priority (integer; 0); preemptible (true/false/1/0; false); data_site (None); data_gb (>= 0; 0); job_type
-    (None); requested_s (the user's runtime estimate, > 0; NaN).
+    (None); requested_s (the user's runtime estimate, > 0; NaN); checkpoint_s (seconds between the job's
+    checkpoints, > 0: a preempted job keeps its work up to its last one; inf, i.e. it restarts from scratch).
 
     Unknown columns are ignored with one warning naming them. A missing required column raises SpecError
     listing the accepted columns. Bad rows raise one SpecError listing every bad value with its line, column,
@@ -558,6 +564,7 @@ def read_csv(path: str | Path, *, skip_bad: bool = False) -> Trace:
     cols: dict[str, list[Any]] = {name: [] for name in _PER_JOB}
     flops: dict[str, list[float]] = {c[len("flops_") :]: [] for c in flops_cols}
     skipped: list[tuple[int, str]] = []
+    checkpoints: list[float] = []
     for no, f in rows:
         row_problems: list[Problem] = []
         if len(f) > width:
@@ -635,12 +642,16 @@ def read_csv(path: str | Path, *, skip_bad: bool = False) -> Trace:
         cols["data_site"].append(v.get("data_site"))
         cols["data_gb"].append(v.get("data_gb", 0.0))
         cols["job_type"].append(v.get("job_type"))
+        checkpoints.append(v.get("checkpoint_s", math.inf))
         for p, x in flops_row.items():
             flops[p].append(x)
     if problems:
         raise SpecError(problems, source=str(path), kind="trace")
     meta = {"source": str(path), "format": "csv", "records": len(rows), "ignored_columns": unknown}
-    return _make_trace(cols, flops, meta, skipped)
+    trace = _make_trace(cols, flops, meta, skipped)
+    if "checkpoint_s" in header:
+        trace.checkpoint_s = np.asarray(checkpoints, dtype=np.float64)
+    return trace
 
 
 # ------------------------------------------------------------------------------------------------ Gavel
