@@ -113,7 +113,12 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=256
 SlurmdParameters=config_overrides
 ReturnToService=2
+# Finished jobs stay visible to squeue/scontrol/REST for an hour (no slurmdbd here for sacct).
 MinJobAge=3600
+# Refuse at submit what no partition could ever run (else such a job pends forever), and never rerun a job on
+# its own: the broker decides retries.
+EnforcePartLimits=ALL
+JobRequeue=0
 KillWait=2
 InactiveLimit=0
 Waittime=0

@@ -157,11 +157,70 @@ class LocalBackend(StrictModel):
     workdir: str | None = None
 
 
+# A partition or gres type name as Slurm writes them (no spaces, commas or colons: they would split a --gres).
+SlurmName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", examples=["gpu", "a100"])]
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class SlurmBackend(StrictModel):
+    """A site run by Slurm: jobs go in through slurmrestd (mode rest) or sbatch/squeue/scancel/sinfo (mode cli)."""
+
     type: Literal["slurm"]
-    partition: str | None = None
-    mode: Literal["cli", "rest"] = "cli"
-    url: str | None = None
+    partition: SlurmName | None = Field(
+        None, description="partition for pools not named in `partitions`; none: the cluster's default partition"
+    )
+    mode: Literal["cli", "rest"] = Field(
+        "cli", description="rest: slurmrestd at `url` (openapi v0.0.38); cli: the Slurm commands; rest when url is set"
+    )
+    url: str | None = Field(None, description="slurmrestd base URL for mode rest, e.g. http://127.0.0.1:6820")
+    conf: str | None = Field(
+        None, description="slurm.conf path the CLI commands read (their SLURM_CONF); none: the commands' own default"
+    )
+    user: str | None = Field(
+        None, min_length=1, description="Slurm user the REST calls act as (X-SLURM-USER-NAME); jobs run as this user"
+    )
+    token_env: str = Field("SUANLI_SLURM_TOKEN", description="environment variable holding the user's JWT (mode rest)")
+    token_file: str | None = Field(
+        None, description="file holding the JWT, re-read when it changes (for rotated tokens); wins over token_env"
+    )
+    partitions: dict[Slug, SlurmName] = Field(default_factory=dict, description="pool id -> Slurm partition")
+    gres_types: dict[Slug, SlurmName] = Field(
+        default_factory=dict,
+        description="pool id -> GPU gres type, e.g. a100 for --gres=gpu:a100:N; pools not named ask for untyped gpus",
+    )
+    workdir: str | None = Field(
+        None,
+        description="directory for batch scripts and job output, seen alike by suanli and the compute nodes "
+        "(a shared filesystem); none: <suanli home>/sites/<site id>",
+    )
+    jobcomp: str | None = Field(
+        None, description="the jobcomp/filetxt file (JobCompLoc), read for finished jobs the controller has forgotten"
+    )
+    timeout_s: float = Field(
+        5.0, gt=0, le=120, allow_inf_nan=False, description="longest wait for one Slurm command or REST call"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rest_when_url(cls, data: object) -> object:
+        if isinstance(data, dict) and data.get("url") and "mode" not in data:
+            return {**data, "mode": "rest"}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SlurmBackend:
+        if self.mode == "rest":
+            if not self.url:
+                raise ValueError("mode rest needs url, the slurmrestd base URL, e.g. http://127.0.0.1:6820")
+            if not self.user:
+                raise ValueError("mode rest needs user, the Slurm user named in X-SLURM-USER-NAME")
+        elif self.url:
+            raise ValueError("url is only used with mode rest; drop mode: cli, or drop url")
+        if self.url and not re.match(r"^https?://[^/\s]+", self.url):
+            raise ValueError(f"url {self.url!r} is not an http(s) URL; accepted: e.g. http://127.0.0.1:6820")
+        if not _ENV_NAME.match(self.token_env):
+            raise ValueError(f"token_env {self.token_env!r} is not an environment variable name, e.g. SLURM_JWT")
+        return self
 
 
 class RayBackend(StrictModel):
