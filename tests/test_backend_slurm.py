@@ -187,6 +187,10 @@ def test_impossible_request_is_refused_naming_it(make: Callable[..., SlurmBacken
     assert "no-such-partition" in str(err.value) and "partition" in str(err.value).lower()
 
     with pytest.raises(BackendError) as err:
+        b.submit(spec("true", memory_gb=1000))  # nodes have 16000 MB
+    assert err.value.retryable is False and "1024000 MB" in str(err.value)
+
+    with pytest.raises(BackendError) as err:
         b.submit(spec("true", env={"NOT A NAME": "x"}))
     assert err.value.retryable is False
 

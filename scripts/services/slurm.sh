@@ -267,8 +267,36 @@ stop_pidfile() { # pid file, name: TERM, then KILL after 5 s
   rm -f "$pf"
 }
 
+our_stepds() { # pids of job-step daemons of this cluster (they inherit SLURM_CONF from our slurmd)
+  local pid
+  for pid in $(pgrep -x slurmstepd 2>/dev/null || true); do
+    { tr '\0' '\n' < "/proc/$pid/environ"; } 2>/dev/null | grep -qx "SLURM_CONF=$CONF" && echo "$pid"
+  done
+  return 0
+}
+
+kill_tree() { # pid: the process and every descendant, leaves first
+  local child
+  for child in $(pgrep -P "$1" 2>/dev/null || true); do kill_tree "$child"; done
+  kill -9 "$1" 2>/dev/null || true
+}
+
 down() {
   if rest_running; then say "stopping slurmrestd"; stop_pidfile "$DIR/run/slurmrestd.pid" slurmrestd; fi
+  if ctld_running && scontrol ping >/dev/null 2>&1; then
+    # Jobs outlive `scontrol shutdown`: cancel them first so their processes end with them.
+    local live
+    live="$(squeue -h -t PD,CF,R,S,CG -o %A 2>/dev/null | tr '\n' ' ' || true)"
+    if [ -n "${live// /}" ]; then
+      say "cancelling jobs still queued or running: $live"
+      # shellcheck disable=SC2086
+      scancel $live >/dev/null 2>&1 || true
+      for _ in $(seq 50); do
+        [ -z "$(our_stepds)" ] && break
+        sleep 0.1
+      done
+    fi
+  fi
   if ctld_running; then
     say "stopping slurmctld and slurmd (scontrol shutdown)"
     scontrol shutdown >/dev/null 2>&1 || true
@@ -280,11 +308,11 @@ down() {
   # Whatever did not stop on its own (no controller to tell it, or stuck) is stopped by its pid file.
   stop_pidfile "$DIR/run/slurmctld.pid" slurmctld
   for n in "${NODES[@]}"; do stop_pidfile "$DIR/run/slurmd-$n.pid" "slurmd $n"; done
-  # Job steps outlive a killed slurmd; they carry our config path on their command line.
-  local strays
-  strays="$(pgrep -f "slurmstepd: \[" 2>/dev/null || true)"
-  for pid in $strays; do
-    if tr '\0' ' ' < "/proc/$pid/environ" 2>/dev/null | grep -q "SLURM_CONF=$CONF"; then kill -9 "$pid" 2>/dev/null || true; fi
+  # Job steps whose slurmd died first (or that ignored the cancel) go with the processes they run.
+  local pid
+  for pid in $(our_stepds); do
+    say "killing leftover job step $pid and its processes"
+    kill_tree "$pid"
   done
   if alive "$DIR/munge/munged.pid"; then say "stopping munged"; stop_pidfile "$DIR/munge/munged.pid" munged; fi
   rm -f "$ENV_FILE"

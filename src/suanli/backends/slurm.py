@@ -268,6 +268,11 @@ class SlurmBackend:
             live.append(name[len(NAME_PREFIX) :])
         return sorted(live)
 
+    def close(self) -> None:
+        """Release the REST connection pool (the CLI mode holds nothing)."""
+        if isinstance(self._t, _Rest):
+            self._t.client.close()
+
     # -- internals ---------------------------------------------------------------------------------------------
 
     def _dir(self, attempt_id: str) -> Path:
@@ -395,7 +400,7 @@ class _Cli:
         # A clean environment: Slurm's commands read SLURM_*/SBATCH_* variables as options, and the job inherits
         # sbatch's environment (--export=ALL); the job's own variables are exported by its script.
         self.env = {"PATH": os.environ.get("PATH") or DEFAULT_PATH}
-        for var in ("LANG", "TZ"):
+        for var in ("HOME", "USER", "LOGNAME", "LANG", "TZ"):
             if var in os.environ:
                 self.env[var] = os.environ[var]
         if conf:
