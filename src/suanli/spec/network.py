@@ -223,9 +223,58 @@ class SlurmBackend(StrictModel):
         return self
 
 
+# A Ray resource name as `ray start --resources` takes it; the names Ray keeps for itself are refused below.
+RayResourceName = Annotated[
+    str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.:-]{0,127}$", examples=["GPU_A100", "GPU_910B", "NPU"])
+]
+_RAY_BUILTIN_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
+
+
 class RayBackend(StrictModel):
+    """A site run by a Ray cluster: each attempt is one Ray job, submitted through the Jobs API at `address`."""
+
     type: Literal["ray"]
-    address: str = "http://127.0.0.1:8265"
+    address: str = Field(
+        "http://127.0.0.1:8265", description="the Ray dashboard's URL, which serves the Jobs API (not the GCS port)"
+    )
+    accelerator_resources: dict[Slug, RayResourceName] = Field(
+        default_factory=dict,
+        description="pool id -> custom Ray resource that counts that pool's devices (e.g. GPU_A100, from `ray start "
+        "--resources`); a job asks for `devices` of it as well as that many GPUs, so it lands on the pool's nodes "
+        "and Ray still sets CUDA_VISIBLE_DEVICES. Pools not named ask for plain GPUs and count every node's GPUs",
+    )
+    timeout_s: float = Field(
+        5.0, gt=0, le=120, allow_inf_nan=False, description="longest wait for one call to the Ray dashboard"
+    )
+    infeasible_after_s: float = Field(
+        0.0,
+        ge=0,
+        le=86_400,
+        allow_inf_nan=False,
+        description="how long a job may wait for a request no live node could ever hold before it is stopped and "
+        "reported lost (so the broker places it elsewhere); raise it for autoscaling clusters that add nodes",
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _http_address(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+/?$", v):
+            raise ValueError(
+                f"address {v!r} is not the dashboard's http(s) URL; accepted: e.g. http://127.0.0.1:8265 "
+                "(not a ray:// or GCS host:port address)"
+            )
+        return v.rstrip("/")
+
+    @field_validator("accelerator_resources")
+    @classmethod
+    def _custom_resources(cls, v: dict[str, str]) -> dict[str, str]:
+        builtin = sorted({name for name in v.values() if name in _RAY_BUILTIN_RESOURCES or name.startswith("node:")})
+        if builtin:
+            raise ValueError(
+                f"accelerator_resources names Ray's own resource(s) {builtin}; name the custom resource that "
+                "counts the pool's devices, e.g. GPU_A100 (GPUs are asked for anyway)"
+            )
+        return v
 
 
 class SimBackend(StrictModel):
