@@ -5,10 +5,12 @@ by its job name, so a reused id would be taken for an earlier run."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,16 +51,27 @@ def config(cluster: SlurmCluster, mode: str, workdir: Path, **extra: object) -> 
 
 
 @pytest.fixture(params=["cli", "rest"])
-def make(request: pytest.FixtureRequest, slurm_cluster: SlurmCluster) -> Callable[..., SlurmBackend]:
-    """A factory of back-ends in one mode sharing one workdir (a second one stands for a restarted broker)."""
+def make(request: pytest.FixtureRequest, slurm_cluster: SlurmCluster) -> Iterator[Callable[..., SlurmBackend]]:
+    """A factory of back-ends in one mode sharing one workdir (a second one stands for a restarted broker).
+    Afterwards, jobs the test left running are cancelled and the workdir removed."""
     workdir = slurm_cluster.workdir / f"test-{uuid.uuid4().hex[:10]}"
     workdir.mkdir(mode=0o755)
+    made: list[SlurmBackend] = []
 
     def _make(**extra: object) -> SlurmBackend:
         cfg = config(slurm_cluster, request.param, workdir, **extra)
-        return SlurmBackend("hpc", [POOL], cfg, workdir, token=slurm_cluster.token)
+        made.append(SlurmBackend("hpc", [POOL], cfg, workdir, token=slurm_cluster.token))
+        return made[-1]
 
-    return _make
+    yield _make
+    for b in made[:1]:
+        with contextlib.suppress(BackendError):
+            for attempt in b.attempts():
+                if (workdir / "attempts" / attempt).exists():
+                    b.cancel(attempt)
+    for b in made:
+        b.close()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def spec(run: str, **kw: object) -> LaunchSpec:

@@ -43,10 +43,17 @@ install_if_missing() {
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]} and not root; install Debian's slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin"
   say "installing Debian's Slurm packages (missing: ${missing[*]})"
-  # policy-rc.d on these machines keeps the packages' own services from starting; we start our own below.
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin >/dev/null
+  # The packages' init scripts would start system-wide munged/slurmctld/slurmd; we start our own. A policy-rc.d
+  # that refuses every start keeps them down (containers usually have one; if not, one is put in place meanwhile).
+  local policy_added=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && policy_added=1
+  fi
+  local rc=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin >/dev/null; } || rc=$?
+  [ -n "$policy_added" ] && rm -f /usr/sbin/policy-rc.d
+  [ "$rc" -eq 0 ] || die "apt-get install of the Slurm packages failed (exit $rc)"
 }
 
 ensure_user() {
@@ -136,8 +143,9 @@ start_munge() {
   if alive "$m/munged.pid" && [ -S "$m/munge.socket" ]; then return 0; fi
   say "starting munged (socket $m/munge.socket)"
   mkdir -p "$m"
-  # A private copy of the key made at install: munged insists on owning it and on 0400/0600.
-  cp /etc/munge/munge.key "$m/munge.key"
+  # A key of our own (kept across restarts): this cluster needs no other host to trust it. munged insists on
+  # owning it, mode 0400.
+  [ -s "$m/munge.key" ] || dd if=/dev/urandom of="$m/munge.key" bs=1024 count=1 status=none
   chown -R munge:munge "$m"
   # munged wants the socket's directory searchable by all (clients of any user) and not writable by others.
   chmod 755 "$m"
