@@ -122,10 +122,13 @@ def test_killed_by_a_signal_is_failed_naming_it(make: Callable[..., SlurmBackend
 
 def test_cancel_gives_cancelled_and_attempts_lists_live_ones(make: Callable[..., SlurmBackend]) -> None:
     b = make()
-    s = spec("sleep 60")
+    s = spec("sleep 60", time_limit_s=61)
     b.submit(s)
     assert wait(b, s.attempt_id, (AttemptState.RUNNING, *DONE)).state == AttemptState.RUNNING
     assert s.attempt_id in b.attempts()
+    job = b._find(s.attempt_id, fresh=True)  # what Slurm holds: the limit in whole minutes, never shorter
+    assert job is not None and job["time_limit"] == 2 and job["partition"] == "gpu"
+    assert f"job={s.job_id} attempt={s.attempt_id}" in job["comment"]
     b.cancel(s.attempt_id)
     st = wait(b, s.attempt_id, DONE, timeout_s=10)
     assert st.state == AttemptState.CANCELLED, st
