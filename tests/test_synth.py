@@ -156,3 +156,15 @@ def test_cli_zero_jobs():
     result = runner.invoke(trace_app, ["synth", "--jobs", "0", "--kind", "hpc"])
     assert result.exit_code == 2
     assert result.stdout == ""
+
+
+def test_cli_interarrival_sets_the_load(tmp_path):
+    gaps = {}
+    for gap in (60, 3600):
+        path = tmp_path / f"g{gap}.csv"
+        args = ["synth", "--jobs", "2000", "--kind", "philly", "--seed", "2", "--interarrival", str(gap)]
+        assert runner.invoke(trace_app, [*args, "--out", str(path)]).exit_code == 0
+        gaps[gap] = float(np.diff(read_csv(path).submit_s).mean())
+    assert gaps[60] == pytest.approx(60, rel=0.1) and gaps[3600] == pytest.approx(3600, rel=0.1)
+    bad = runner.invoke(trace_app, ["synth", "--jobs", "5", "--kind", "hpc", "--interarrival", "0"])
+    assert bad.exit_code != 0 and "mean_interarrival_s" in bad.output

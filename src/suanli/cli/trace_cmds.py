@@ -25,13 +25,18 @@ def trace_synth(
     kind: str = typer.Option(..., "--kind", help="philly (Gavel-style GPU training), hpc (CPU batch) or mixed"),
     seed: int = typer.Option(0, "--seed", help="random seed; the same seed gives the same trace"),
     out_file: Path | None = typer.Option(None, "--out", help="write the CSV here instead of to stdout"),
+    interarrival_s: float | None = typer.Option(
+        None,
+        "--interarrival",
+        help="mean seconds between arrivals, the load knob (default per kind: philly 360, hpc 120, mixed 180)",
+    ),
 ) -> None:
     """Generate a synthetic trace of JOBS jobs of KIND and write it as CSV (to stdout, or to --out FILE).
 
     The distributions and their sources are documented in `suanli.sim.synth`."""
     from suanli.sim.synth import synthesize, write_csv
 
-    rows = synthesize(jobs, kind, seed)
+    rows = synthesize(jobs, kind, seed, mean_interarrival_s=interarrival_s)
     if out_file is None:
         write_csv(rows, sys.stdout)
         sys.stdout.flush()
