@@ -90,6 +90,15 @@ def test_exit_code_3_is_failed_with_exit_code_3(backend: RayBackend) -> None:
     assert st.exit_code == 3
 
 
+def test_time_limit_stops_the_job_with_exit_code_124(backend: RayBackend) -> None:
+    spec = _spec("echo started; sleep 60", time_limit_s=1.0)
+    backend.submit(spec)
+    st = _wait(backend, spec.attempt_id, TERMINAL)
+    assert st.state == AttemptState.FAILED and st.exit_code == 124, st
+    assert st.finished_at is not None and st.started_at is not None and st.finished_at - st.started_at < 10
+    assert "started\n" in backend.logs(spec.attempt_id)
+
+
 def test_cancel_of_a_running_job(backend: RayBackend) -> None:
     spec = _spec("echo started; sleep 60")
     backend.submit(spec)

@@ -4,7 +4,7 @@ Each attempt is one Ray job whose submission id is the attempt id, so a second s
 exists") and counts as done: an attempt never runs twice, also across broker restarts. The job asks Ray for the
 attempt's CPUs, memory and `devices` GPUs, plus as many units of the pool's accelerator resource (a custom
 resource such as GPU_A100, from the site spec's `accelerator_resources`), so it lands on that pool's nodes and
-Ray sets CUDA_VISIBLE_DEVICES.
+Ray sets CUDA_VISIBLE_DEVICES. A time limit runs the command under `timeout` (exit code 124 when it is reached).
 
 Ray has two gaps the broker cannot live with, filled here:
 - a job whose request no node can ever hold stays PENDING for good (until the Jobs API's start timeout, 15 min);
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 import threading
 import time
@@ -110,7 +111,7 @@ class RayBackend:
         try:
             self._jobs(
                 "submit_job",
-                entrypoint=spec.run,
+                entrypoint=_entrypoint(spec),
                 submission_id=spec.attempt_id,
                 entrypoint_num_cpus=request.get("CPU", 0),
                 entrypoint_num_gpus=request.get("GPU", 0),
@@ -391,6 +392,15 @@ def _timed_client(address: str, timeout_s: float) -> Any:
             return super()._do_request(method, endpoint, **kwargs)
 
     return _TimedClient(address, timeout_s)
+
+
+def _entrypoint(spec: LaunchSpec) -> str:
+    """The job's command; with a time limit, under coreutils `timeout` (Ray has none): exit 124 when it ran out,
+    SIGKILL 30 s after the SIGTERM if it ignores that."""
+    if spec.time_limit_s is None:
+        return spec.run
+    seconds = max(1, math.ceil(spec.time_limit_s))  # never cut a job short
+    return f"exec timeout --kill-after=30 {seconds} /bin/sh -c {_shell_quote(spec.run)}"
 
 
 def _exit_code(info: Any) -> int | None:
