@@ -56,7 +56,8 @@ _STOPPER = (
 
 # Lines Ray itself writes into a job's log, around the job's own output.
 _RAY_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+\tINFO job_manager\.py:\d+ -- .*\n", re.MULTILINE)
-_EXIT_CODE_IN_MESSAGE = re.compile(r"exit code (-?\d+)")
+_EXIT_CODE_IN_MESSAGE = re.compile(r"command failed with exit code (-?\d+)")
+_COMMAND_FAILED = (None, "JOB_ENTRYPOINT_COMMAND_ERROR")  # error_type of a job whose command exited non-zero
 _STATUS_CODE = re.compile(r"status code (\d{3})")
 
 
@@ -145,7 +146,8 @@ class RayBackend:
             self._stop_pending(attempt_id, "infeasible", why)
             return AttemptStatus(AttemptState.LOST, message=why)
         code = _exit_code(info)
-        if state == "FAILED" and code is not None:
+        # Only the entrypoint's own failure carries its exit code; a supervisor that died (our stopper) does not.
+        if state == "FAILED" and code is not None and getattr(info, "error_type", None) in _COMMAND_FAILED:
             return AttemptStatus(AttemptState.FAILED, exit_code=code, started_at=started, finished_at=finished)
         # STOPPED, or FAILED without an exit code (the supervisor died or could not start): our stopper says why.
         stopper = self._info(attempt_id + STOPPER_SUFFIX)
