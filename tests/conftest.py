@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 # Fixtures for the real Slurm and Ray services (scripts/services.sh), one module each.
-from _ray_fixture import *  # noqa: E402,F403
-from _slurm_fixture import *  # noqa: E402,F403
+from _ray_fixture import *  # noqa: F403
+from _slurm_fixture import *  # noqa: F403
 
 
 def _pg_bin() -> Path | None:

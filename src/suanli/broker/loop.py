@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 
 from suanli.backends.base import AttemptState, AttemptStatus, Backend, BackendError, LaunchSpec
@@ -30,17 +31,22 @@ from suanli.broker.metering import meter
 from suanli.energy.run import SiteEnergyCurves
 from suanli.hardware.catalog import Catalog
 from suanli.schedule.core import Action, schedule
-from suanli.schedule.explain import explain
+from suanli.schedule.explain import explain, ruled_out_many
 from suanli.schedule.from_specs import PendingJob, RunningJob, build_snapshot
 from suanli.spec.job import JobSpec
 from suanli.spec.network import NetworkSpec
 from suanli.store.db import Store
-from suanli.store.jobs import add_event, current_attempt, open_attempt, transition
+from suanli.store.jobs import add_event, current_attempt, current_attempt_id, open_attempt, preload, transition
 from suanli.store.models import Attempt, Job, Tenant
 from suanli.store.states import ACTIVE, JobState
 
 log = logging.getLogger("suanli.broker")
 
+EXPLAIN_REFRESH_S = 30.0  # how often the account of a job whose decision is unchanged is written again
+EXPLAIN_PER_TICK = 256  # accounts of waiting jobs written per tick; placements and rejections always are
+SCHEDULE_WINDOW = 500  # queued jobs a tick considers (by priority, then age) between full passes
+FULL_PASS_S = 10.0  # how often a tick considers the whole queue: at least this, and at least
+FULL_PASS_SHARE = 0.1  # ... so often that full passes take at most this share of the broker's time
 MAX_ATTEMPTS = 3  # a job whose site loses it this often fails instead of being placed again
 BACKOFF_S = (2.0, 10.0, 30.0)
 
@@ -67,6 +73,9 @@ class Broker:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _specs: dict[str, JobSpec] = field(default_factory=dict, repr=False)
     _curves: dict[str, SiteEnergyCurves] = field(default_factory=dict, repr=False)  # by site, see curves()
+    _explained: dict[str, tuple[tuple[int, int, int], float]] = field(default_factory=dict, repr=False)
+    _last_full_pass: float = field(default=float("-inf"), repr=False)
+    _full_pass_s: float = field(default=0.0, repr=False)  # how long the last full pass took
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -76,6 +85,10 @@ class Broker:
     # -- running the loop ----------------------------------------------------------------------------------
 
     def start(self) -> None:
+        for backend in self.backends.values():  # back-ends that can tell when a job ends wake the loop
+            watch = getattr(backend, "watch", None)
+            if watch is not None:
+                watch(self.wake)
         self._thread = threading.Thread(target=self._run, name="suanli-broker", daemon=True)
         self._thread.start()
 
@@ -139,9 +152,9 @@ class Broker:
     def reconcile(self, stats: TickStats) -> None:
         with self.store.read() as s:
             rows = s.scalars(select(Attempt).where(Attempt.state.in_(["starting", "running"])))
-            live = [(a.id, a.site) for a in rows]
+            live = [(a.id, a.site, a.job_id) for a in rows]
         answers: dict[str, AttemptStatus] = {}
-        for attempt_id, site in live:
+        for attempt_id, site, _ in live:
             backend = self._backend(site)
             if backend is None:
                 answers[attempt_id] = AttemptStatus(AttemptState.LOST, message=f"site {site} has no back-end")
@@ -152,9 +165,13 @@ class Broker:
                 log.warning("status of %s at %s: %s", attempt_id, site, exc)
         changed = {a: st for a, st in answers.items() if st.state != AttemptState.PENDING}
         if changed:
-            with self.store.tx() as s:  # one transaction for the whole batch: fewer commits under load
+            # One transaction for the whole batch, its rows fetched in bulk and flushed once at commit.
+            with self.store.tx() as s, s.no_autoflush:
+                # the session's identity map holds rows weakly: keep them referenced for the loop
+                rows = preload(s, Attempt, list(changed)), preload(s, Job, [job for a, _, job in live if a in changed])
                 for attempt_id, status in changed.items():
                     self._apply_status(s, attempt_id, status, stats)
+                del rows
         self._report_strays(live)
 
     def _apply_status(self, s: Any, attempt_id: str, status: AttemptStatus, stats: TickStats) -> None:
@@ -214,9 +231,9 @@ class Broker:
         job.not_before = self.clock() + timedelta(seconds=BACKOFF_S[min(job.attempts, len(BACKOFF_S)) - 1])
         transition(s, job, JobState.QUEUED, reason)
 
-    def _report_strays(self, live: list[tuple[str, str]]) -> None:
+    def _report_strays(self, live: list[tuple[str, str, str]]) -> None:
         """Attempts a back-end runs that the store does not count as live are reported, not touched."""
-        known = {a for a, _ in live}
+        known = {a for a, _, _ in live}
         for site, backend in self.backends.items():
             try:
                 running = backend.attempts()
@@ -271,22 +288,32 @@ class Broker:
 
     # -- 3. schedule ---------------------------------------------------------------------------------------
 
-    def snapshot_inputs(self, s: Any, now: datetime) -> tuple[list[PendingJob], list[RunningJob]]:
-        queued = s.scalars(
-            select(Job)
+    def snapshot_inputs(
+        self, s: Any, now: datetime, window: int | None = None
+    ) -> tuple[list[PendingJob], list[RunningJob]]:
+        """The queue (its first `window` jobs by priority and age, or all) and the running work, for a snapshot.
+        Only the columns the scheduler needs are read; a job's spec is parsed once and then cached."""
+        q = (
+            select(Job.id, Job.tenant_id, Job.submitted_at, Job.not_before)
             .where(Job.state == JobState.QUEUED.value, Job.cancel_requested.is_(False))
-            .order_by(Job.submitted_at)
-        ).all()
+            .order_by(Job.priority.desc(), Job.submitted_at, Job.id)
+        )
+        queued = s.execute(q if window is None else q.limit(window)).all()
+        missing = [row[0] for row in queued if row[0] not in self._specs]
+        for i in range(0, len(missing), 500):
+            for job_id, text in s.execute(select(Job.id, Job.spec).where(Job.id.in_(missing[i : i + 500]))):
+                self._specs[job_id] = JobSpec.model_validate_json(text)
         pending = [
-            PendingJob(j.id, self.spec(j), j.submitted_at, j.tenant_id)
-            for j in queued
-            if j.not_before is None or j.not_before <= now
+            PendingJob(job_id, self._specs[job_id], submitted, tenant)
+            for job_id, tenant, submitted, not_before in queued
+            if not_before is None or not_before <= now
         ]
         active = s.scalars(select(Job).where(Job.state.in_([x.value for x in ACTIVE]))).all()
         running = []
         known = {(site.id, pool.id) for site in self.network.sites for pool in site.pools}
+        attempts = preload(s, Attempt, [i for i in map(current_attempt_id, active) if i])
         for j in active:
-            a = current_attempt(s, j)
+            a = attempts.get(current_attempt_id(j) or "")
             if a is None or (a.site, a.pool) not in known:  # e.g. a pool removed from the network file
                 continue
             est = json.loads(a.estimate or "{}")
@@ -300,9 +327,27 @@ class Broker:
         return pending, running
 
     def schedule_queue(self, stats: TickStats) -> None:
+        # A tick looks at the head of the queue; a full pass over all of it runs every FULL_PASS_S (the way
+        # Slurm's main scheduler and its backfill pass divide the work), so a deep queue does not make every
+        # tick, and with it every job's start, as slow as the whole queue.
         now = self.clock()
+        started = time.monotonic()
+        full = started - self._last_full_pass >= max(FULL_PASS_S, self._full_pass_s / FULL_PASS_SHARE)
         with self.store.read() as s:
-            pending, running = self.snapshot_inputs(s, now)
+            pending, running = self.snapshot_inputs(s, now, None if full else SCHEDULE_WINDOW)
+            if full:  # forget the specs of jobs that have ended
+                self._last_full_pass = time.monotonic()
+                keep = {p.id for p in pending} | set(s.scalars(select(Job.id).where(Job.state.in_(list(ACTIVE)))))
+                self._specs = {k: v for k, v in self._specs.items() if k in keep}
+        try:
+            self._place(pending, running, now, full, stats)
+        finally:
+            if full:
+                self._full_pass_s = time.monotonic() - started
+
+    def _place(
+        self, pending: list[PendingJob], running: list[RunningJob], now: datetime, full: bool, stats: TickStats
+    ) -> None:
         if not pending:
             return
         t0 = time.perf_counter()
@@ -310,14 +355,39 @@ class Broker:
         dec = schedule(snap, self.policy)
         stats.schedule_s = time.perf_counter() - t0
         self._preempt(dec, snap)
-        with self.store.tx() as s:
+        # A waiting job's account is written again only when its decision changes or has aged: re-explaining
+        # a long queue on every tick would cost more than scheduling it.
+        fresh = time.monotonic()
+        signatures = {p.id: (int(dec.action[i]), int(dec.pool[i]), int(dec.wait[i])) for i, p in enumerate(pending)}
+        final = [i for i, p in enumerate(pending) if signatures[p.id][0] in (Action.PLACE, Action.REJECT)]
+        changed = [
+            i
+            for i, p in enumerate(pending)
+            if signatures[p.id][0] not in (Action.PLACE, Action.REJECT)
+            and (
+                (last := self._explained.get(p.id)) is None
+                or last[0] != signatures[p.id]
+                or fresh - last[1] > EXPLAIN_REFRESH_S
+            )
+        ]
+        stale = sorted(final + changed[:EXPLAIN_PER_TICK])  # the rest of a burst is explained in later ticks
+        ruled = dict(zip(stale, ruled_out_many(snap, np.array(stale, dtype=np.int64)), strict=True))
+        explained = self._explained if not full else {}
+        for i, p in enumerate(pending):
+            if i in ruled:
+                explained[p.id] = (signatures[p.id], fresh)
+            elif p.id in self._explained:
+                explained[p.id] = self._explained[p.id]
+        self._explained = explained
+        with self.store.tx() as s, s.no_autoflush:
             quota = _DeviceQuota(s)
-            for i, p in enumerate(pending):
-                job = s.get(Job, p.id)
+            rows = preload(s, Job, [pending[i].id for i in ruled])
+            for i in ruled:
+                job = rows.get(pending[i].id)
                 if job is None or job.state != JobState.QUEUED.value or job.cancel_requested:
                     continue  # changed since the snapshot (cancelled): its decision no longer applies
                 action = Action(int(dec.action[i]))
-                account = explain(snap, dec, i)
+                account = explain(snap, dec, i, ruled[i])
                 job.decision = json.dumps(account, default=str)
                 if action == Action.PLACE and not quota.take(job):
                     job.reason = quota.why(job)
@@ -372,8 +442,10 @@ class Broker:
     def launch(self, stats: TickStats) -> None:
         with self.store.read() as s:
             work = []
-            for j in s.scalars(select(Job).where(Job.state == JobState.PLACED.value).order_by(Job.updated_at)):
-                a = current_attempt(s, j)
+            placed = s.scalars(select(Job).where(Job.state == JobState.PLACED.value).order_by(Job.updated_at)).all()
+            attempts = preload(s, Attempt, [i for i in map(current_attempt_id, placed) if i])
+            for j in placed:
+                a = attempts.get(current_attempt_id(j) or "")
                 if a is not None:
                     work.append((j.id, a.id, a.site, a.pool, a.hardware, self.spec(j)))
         if not work:
@@ -390,12 +462,13 @@ class Broker:
                 except BackendError as exc:
                     error = exc
             outcomes.append((job_id, attempt_id, site, error))
-        with self.store.tx() as s:
+        with self.store.tx() as s, s.no_autoflush:
+            jobs, attempts = preload(s, Job, [o[0] for o in outcomes]), preload(s, Attempt, [o[1] for o in outcomes])
             for job_id, attempt_id, site, error in outcomes:
-                job = s.get(Job, job_id)
+                job = jobs[job_id]
                 if job.state != JobState.PLACED.value:
                     continue  # cancelled meanwhile: the cancel path stops what was started
-                attempt = s.get(Attempt, attempt_id)
+                attempt = attempts[attempt_id]
                 if error is None:
                     transition(s, job, JobState.STARTING, None, {"attempt": attempt_id})
                     stats.started += 1

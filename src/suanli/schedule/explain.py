@@ -12,9 +12,9 @@ from suanli.spec.common import PRECISIONS
 from suanli.text import duration
 
 
-def explain(snap: Snapshot, dec: Decisions, i: int) -> dict[str, object]:
+def explain(snap: Snapshot, dec: Decisions, i: int, ruled: dict[str, list[str]] | None = None) -> dict[str, object]:
     """A JSON-able account of job i's decision: what, where, when, why, the runners-up, and per-pool reasons
-    for the pools that could not take it."""
+    for the pools that could not take it (`ruled`, when computed beforehand for many jobs by `ruled_out_many`)."""
     action = Action(int(dec.action[i]))
     out: dict[str, object] = {"job": dec.jobs[i], "policy": dec.policy, "action": action.name.lower()}
     if action in (Action.PLACE, Action.RESERVE):
@@ -48,28 +48,37 @@ def explain(snap: Snapshot, dec: Decisions, i: int) -> dict[str, object]:
             runner["compared"] = _compare(dec, i, k)
         runners.append(runner)
     out["runners_up"] = runners
-    out["ruled_out"] = ruled_out(snap, i)
+    out["ruled_out"] = ruled_out(snap, i) if ruled is None else ruled
     return out
 
 
 def ruled_out(snap: Snapshot, i: int) -> dict[str, list[str]]:
     """For each pool that cannot run job i at all (if started now), the reasons with their numbers."""
-    est = estimate_block(snap, np.array([i]))
+    return ruled_out_many(snap, np.array([i]))[0]
+
+
+def ruled_out_many(snap: Snapshot, rows: np.ndarray) -> list[dict[str, list[str]]]:
+    """`ruled_out` for many jobs at once: one vectorised estimate for the whole block instead of one per job."""
+    est = estimate_block(snap, rows)
     cost, _, _ = start_now_money(snap, est)
     j, p = snap.jobs, snap.pools
-    out: dict[str, list[str]] = {}
-    for m in range(p.size):
-        bits = int(est.reasons[0, m])
-        reasons = pool_reasons(snap, i, m, bits)
-        if not bits:
-            finish = est.occupy_s[0, m]
-            if finish > j.deadline_s[i]:
-                reasons.append(f"would finish {duration(finish - j.deadline_s[i])} after the deadline")
-            if cost[0, m] > j.budget_cny[i]:
-                reasons.append(f"costs {cost[0, m]:,.2f} CNY started now, over budget_cny {j.budget_cny[i]:,.2f}")
-        if reasons:
-            out[p.key[m]] = reasons
-    return out
+    late = est.occupy_s > j.deadline_s[rows, None]
+    over = cost > j.budget_cny[rows, None]
+    accounts = []
+    for r, i in enumerate(rows.tolist()):
+        out: dict[str, list[str]] = {}
+        for m in np.flatnonzero((est.reasons[r] != 0) | late[r] | over[r]).tolist():
+            bits = int(est.reasons[r, m])
+            reasons = pool_reasons(snap, i, m, bits)
+            if not bits:
+                if late[r, m]:
+                    reasons.append(f"would finish {duration(est.occupy_s[r, m] - j.deadline_s[i])} after the deadline")
+                if over[r, m]:
+                    reasons.append(f"costs {cost[r, m]:,.2f} CNY started now, over budget_cny {j.budget_cny[i]:,.2f}")
+            if reasons:
+                out[p.key[m]] = reasons
+        accounts.append(out)
+    return accounts
 
 
 def pool_reasons(snap: Snapshot, i: int, m: int, bits: int) -> list[str]:

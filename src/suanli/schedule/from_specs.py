@@ -4,7 +4,7 @@ caller passes `now`; nothing here reads a clock, a file or a database."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -94,22 +94,28 @@ def pool_table(network: NetworkSpec, catalog: Catalog, eff: Efficiency) -> PoolT
     )
 
 
+def _utc_offsets_min(profile: DailyProfile, now: datetime, step: int, slots: int) -> np.ndarray:
+    """The zone's UTC offset in minutes at each slot boundary, held over its slot (exact for zones without
+    DST). Most zones (all of China's) keep one offset over the horizon: checked at every day boundary, it is one
+    number instead of a time-zone conversion per slot; only a horizon that crosses a change goes slot by slot."""
+
+    def offset(minutes: int) -> int:
+        return int((now + timedelta(minutes=minutes)).astimezone(profile.tz).utcoffset().total_seconds() // 60)
+
+    span = slots * step
+    probes = {offset(m) for m in range(0, span + 1, 1440)} | {offset(span)}
+    if len(probes) == 1:
+        return np.full(slots + 1, probes.pop(), dtype=np.int64)
+    return np.array([offset(k * step) for k in range(slots + 1)], dtype=np.int64)
+
+
 def cumulative_curve(profile: DailyProfile, now: datetime, slot_s: float, slots: int) -> np.ndarray:
     """∫ profile dt (value x hours) from now to each slot boundary, sampled minute by minute in local time."""
     step = int(slot_s // 60)
     minutes = slots * step
     utc_now = np.datetime64(now.astimezone(UTC).replace(tzinfo=None), "m")
     t = utc_now + np.arange(minutes).astype("timedelta64[m]")
-    # the UTC offset at each slot boundary, held over its slot (exact for zones without DST)
-    offsets = np.array(
-        [
-            int(
-                (now + np.timedelta64(k * step, "m").astype(object)).astimezone(profile.tz).utcoffset().total_seconds()
-                // 60
-            )
-            for k in range(slots + 1)
-        ]
-    )
+    offsets = _utc_offsets_min(profile, now, step, slots)
     local = t + np.repeat(offsets[:-1], step).astype("timedelta64[m]")
     month = local.astype("datetime64[M]").astype(np.int64) % 12
     minute = (local - local.astype("datetime64[D]")).astype(np.int64)

@@ -4,6 +4,7 @@ PostgreSQL for production; the schema is brought to the latest Alembic revision 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -59,6 +60,7 @@ class Store:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = _engine(url, self.is_sqlite)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = threading.Lock() if self.is_sqlite else None
         if migrate:
             try:
                 self.migrate()
@@ -80,8 +82,16 @@ class Store:
 
     @contextmanager
     def tx(self) -> Iterator[Session]:
-        """A session in one transaction: committed on success, rolled back on any error."""
-        with self.sessions() as session, session.begin():
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        On SQLite the writers of this process queue on a mutex first: SQLite's own busy handler waits by
+        sleeping in growing steps (up to 100 ms), so threads contending for its write lock would spend most of
+        their time asleep while the lock is free. Other processes still meet busy_timeout."""
+        if self._write_lock is None:
+            with self.sessions() as session, session.begin():
+                yield session
+            return
+        with self._write_lock, self.sessions() as session, session.begin():
             yield session
 
     @contextmanager

@@ -57,11 +57,17 @@ def transition(
 
 
 def submit_job(
-    session: Session, tenant_id: str, spec: JobSpec, idempotency_key: str | None, submitted: datetime
+    session: Session,
+    tenant_id: str,
+    spec: JobSpec,
+    idempotency_key: str | None,
+    submitted: datetime,
+    flush: bool = True,
 ) -> tuple[Job, bool]:
     """Store a new queued job; with an idempotency key already used by this tenant, return that job instead.
-    The bool says whether a job was created."""
-    if idempotency_key:
+    The bool says whether a job was created. With flush=False the caller has checked the key itself and the
+    rows are written with the rest of its transaction (a key taken meanwhile fails the commit instead)."""
+    if idempotency_key and flush:
         existing = session.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key))
         if existing is not None:
             return existing, False
@@ -80,11 +86,12 @@ def submit_job(
         attempts=0,
     )
     session.add(job)
-    try:
-        session.flush()
-    except IntegrityError:  # a concurrent submit with the same key won the race: return its job
-        session.rollback()
-        raise
+    if flush:
+        try:
+            session.flush()
+        except IntegrityError:  # a concurrent submit with the same key won the race: return its job
+            session.rollback()
+            raise
     add_event(session, "submitted", job.id, {"tenant": tenant_id}, None, JobState.QUEUED.value)
     return job, True
 
@@ -171,7 +178,21 @@ def open_attempt(session: Session, job: Job, site: str, pool: str, hardware: str
     return attempt
 
 
+def preload(session: Session, model: type[Any], ids: Sequence[str], chunk: int = 500) -> dict[str, Any]:
+    """Rows of `model` by primary key, fetched in a few IN queries and kept in the session's identity map, so
+    that `session.get` on them afterwards costs no query (the broker handles hundreds of rows per tick)."""
+    found: dict[str, Any] = {}
+    unique = list(dict.fromkeys(ids))
+    for i in range(0, len(unique), chunk):
+        for row in session.scalars(select(model).where(model.id.in_(unique[i : i + chunk]))):
+            found[row.id] = row
+    return found
+
+
+def current_attempt_id(job: Job) -> str | None:
+    return f"{job.id}-a{job.attempts}" if job.attempts else None
+
+
 def current_attempt(session: Session, job: Job) -> Attempt | None:
-    if not job.attempts:
-        return None
-    return session.get(Attempt, f"{job.id}-a{job.attempts}")
+    attempt_id = current_attempt_id(job)
+    return None if attempt_id is None else session.get(Attempt, attempt_id)
