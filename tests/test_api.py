@@ -3,12 +3,13 @@ processes, and the broker driven tick by tick (or as its thread where a test nee
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +19,14 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-import suanli.api.jobs as api_jobs
+import suanli.api.submissions as submissions
 from suanli.api.app import create_app
 from suanli.cli.spec_cmds import network_and_catalog
 from suanli.client import ApiError, Client
 from suanli.service import Service, build_service
-from suanli.store.models import Attempt, Event, Job
+from suanli.spec.job import JobSpec
+from suanli.store.db import Store
+from suanli.store.models import Attempt, Event, Job, Tenant
 
 LOCAL_SITES = {"local-hpc": {"cpu"}, "local-ai": {"a100", "ascend-910b"}, "local-west": {"h20"}}
 TERMINAL = {"succeeded", "failed", "cancelled", "rejected"}
@@ -276,15 +279,14 @@ def test_idempotency_key_replays_after_the_job_finished(api: Api) -> None:
 
 
 def test_concurrent_retries_with_one_key_make_one_job(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries racing each other: the check for the key and the insert are separate statements, so the window is
-    widened here to make the race certain; exactly one job, every answer names it."""
-    real = api_jobs.submit_job
+    """Retries racing each other through the API: exactly one job, every answer names it."""
+    real = submissions.submit_job
 
     def slow_submit(*args: Any, **kw: Any) -> Any:
-        time.sleep(0.3)
+        time.sleep(0.1)
         return real(*args, **kw)
 
-    monkeypatch.setattr(api_jobs, "submit_job", slow_submit)
+    monkeypatch.setattr(submissions, "submit_job", slow_submit)
     results: list[httpx.Response] = []
     barrier = threading.Barrier(4)
 
@@ -300,6 +302,38 @@ def test_concurrent_retries_with_one_key_make_one_job(api: Api, monkeypatch: pyt
         t.join(30)
     assert sorted(r.status_code for r in results) == [200, 200, 200, 201], [r.text for r in results]
     assert len({r.json()["id"] for r in results}) == 1
+    assert api.rows()["jobs"] == 1
+
+
+def test_two_writers_racing_on_one_key_make_one_job(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two submission writers on one store (two API processes in production), each with retries of one key,
+    the window between the key check and the commit widened: one job, and every answer names it."""
+    real = submissions.submit_job
+
+    def slow_submit(*args: Any, **kw: Any) -> Any:
+        time.sleep(0.2)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(submissions, "submit_job", slow_submit)
+    store = api.service.state.store
+    other = Store(store.url)
+    writers = [submissions.SubmissionWriter(store), submissions.SubmissionWriter(other)]
+    with store.read() as s:
+        tenant = s.scalar(select(Tenant.id).where(Tenant.is_admin.is_(True)))
+    job = JobSpec.model_validate(spec("race2"))
+
+    async def race() -> list[tuple[dict[str, Any], bool]]:
+        now = datetime.now(UTC)
+        return await asyncio.gather(*(w.submit(tenant, job, "r2", now) for w in writers for _ in range(2)))
+
+    try:
+        answers = asyncio.run(race())
+    finally:
+        for w in writers:
+            w.stop()
+        other.close()
+    assert sorted(created for _, created in answers) == [False, False, False, True]
+    assert len({view["id"] for view, _ in answers}) == 1
     assert api.rows()["jobs"] == 1
 
 
@@ -563,14 +597,13 @@ def test_concurrent_submits_respect_max_queued_jobs(
     """Submits racing each other under max_queued_jobs=1: one is queued, the others refused. The window between
     the count and the insert is widened here to make the race certain."""
     token = api.tenant("racer", max_queued_jobs=1)
-    real = api_jobs.queued_count
+    real = submissions._Usage.__init__
 
-    def slow_count(*args: Any, **kw: Any) -> int:  # widen the window between the check and the insert
-        n = real(*args, **kw)
+    def slow_count(*args: Any, **kw: Any) -> None:  # widen the window between the count and the insert
+        real(*args, **kw)
         time.sleep(0.3)
-        return n
 
-    monkeypatch.setattr(api_jobs, "queued_count", slow_count)
+    monkeypatch.setattr(submissions._Usage, "__init__", slow_count)
     results: list[int] = []
     barrier = threading.Barrier(3)
 

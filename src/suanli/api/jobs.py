@@ -8,8 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from suanli.api.auth import Caller, caller
 from suanli.api.errors import ApiError
@@ -18,8 +16,8 @@ from suanli.errors import Problem, SpecError
 from suanli.estimate.candidates import check_references
 from suanli.spec.job import JobSpec
 from suanli.spec.loader import parse_json_model, parse_model, read_document
-from suanli.store.jobs import current_attempt, devices_in_use, get_job, list_jobs, queued_count, submit_job, transition
-from suanli.store.models import Job, Tenant
+from suanli.store.jobs import current_attempt, get_job, list_jobs, transition
+from suanli.store.models import Job
 from suanli.store.states import TERMINAL, JobState
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -71,64 +69,9 @@ async def submit(
     submitted = datetime.now(UTC)
     validate_for_network(request, spec, submitted)
     state = request.app.state.suanli
-
-    def write() -> tuple[dict[str, Any], bool]:
-        with state.store.tx() as s:
-            if idempotency_key is not None:
-                existing = s.scalar(
-                    select(Job).where(Job.tenant_id == who.tenant_id, Job.idempotency_key == idempotency_key)
-                )
-                if existing is not None:  # a retry: the same job, whatever the quota says now
-                    return job_summary(existing), False
-            # the tenant row is locked (PostgreSQL) so concurrent submits count each other against the quota
-            tenant = s.get(Tenant, who.tenant_id, with_for_update=True)
-            _check_quota(s, tenant, spec)
-            job, created = submit_job(s, who.tenant_id, spec, idempotency_key, submitted)
-            return job_summary(job), created
-
-    try:
-        view, created = await asyncio.to_thread(write)
-    except IntegrityError:  # lost a race with a concurrent retry carrying the same key
-        view, created = await asyncio.to_thread(_replay, state, who.tenant_id, idempotency_key)
-    if created:
-        state.broker.wake()
+    view, created = await state.submissions.submit(who.tenant_id, spec, idempotency_key, submitted)
     headers = {"Idempotent-Replayed": "false" if created else "true", "Location": f"/v1/jobs/{view['id']}"}
     return JSONResponse(view, status_code=201 if created else 200, headers=headers)
-
-
-def _replay(state: Any, tenant_id: str, key: str | None) -> tuple[dict[str, Any], bool]:
-    with state.store.tx() as s:
-        job = s.scalar(select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key))
-        return job_summary(job), False
-
-
-def _check_quota(s: Any, tenant: Tenant, spec: JobSpec) -> None:
-    if tenant.max_queued_jobs is not None and queued_count(s, tenant.id) >= tenant.max_queued_jobs:
-        raise ApiError(
-            429,
-            "quota_exceeded",
-            f"tenant {tenant.name} has {tenant.max_queued_jobs} jobs queued, its "
-            "limit (max_queued_jobs); wait for some to start or cancel some",
-            "max_queued_jobs",
-        )
-    if tenant.max_devices is not None:
-        in_use = devices_in_use(s, tenant.id)
-        if spec.resources.devices > tenant.max_devices:
-            raise ApiError(
-                429,
-                "quota_exceeded",
-                f"the job asks for {spec.resources.devices} devices; tenant "
-                f"{tenant.name} may use at most {tenant.max_devices} at once (max_devices)",
-                "resources.devices",
-            )
-        if in_use + spec.resources.devices > tenant.max_devices:
-            raise ApiError(
-                429,
-                "quota_exceeded",
-                f"tenant {tenant.name} uses {in_use} of its {tenant.max_devices} "
-                f"devices; this job needs {spec.resources.devices} more (max_devices)",
-                "resources.devices",
-            )
 
 
 @router.get("")

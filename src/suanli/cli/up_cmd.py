@@ -50,7 +50,12 @@ def up(
 
     @app.on_event("shutdown")
     def _stop() -> None:
+        service.state.submissions.stop()
         broker.stop()
+        for backend in service.state.backends.values():
+            close = getattr(backend, "close", None)
+            if close is not None:
+                close()
         service.state.store.close()
 
     err.print(
