@@ -26,10 +26,13 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity
+from suanli.backends.exits import ExitWatcher
+from suanli.backends.spawn import Launcher, LauncherUnavailable, LaunchRefused
 from suanli.hardware.catalog import Catalog
 from suanli.spec.network import Pool
 
@@ -52,6 +55,7 @@ echo $? > exit_code.tmp && mv exit_code.tmp exit_code
 """
 
 CANCEL_GRACE_S = 5.0
+LIVE_SWEEP_S = 0.05  # see _live_attempts
 
 
 class LocalBackend:
@@ -61,10 +65,26 @@ class LocalBackend:
         self.root = Path(root)
         self._catalog = catalog
         self._procs: dict[str, subprocess.Popen[bytes]] = {}  # children of this process, kept to reap them
+        self._pids: dict[str, int] = {}  # attempts started by the launcher helper, whose children they are
+        self._launcher = Launcher()
         self._lock = threading.Lock()  # guards _procs and makes check-capacity-then-claim atomic in-process
         # Attempts that may still run, by directory: found by one scan of the disk, then kept up to date, so that
         # a submit costs O(live attempts) rather than O(every attempt ever run here).
         self._live: dict[Path, dict[str, Any]] | None = None
+        self._swept = 0.0  # monotonic time of the last liveness sweep of _live
+        self._exits = ExitWatcher()
+
+    def close(self) -> None:
+        """Let the launcher helper go (jobs keep running)."""
+        self._launcher.close()
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (from another thread) whenever one of this site's jobs ends, so the broker records it
+        and fills the freed capacity without waiting for its next poll."""
+        self._exits.listen(callback)
+        for d in self._live_attempts():  # jobs started before a restart
+            if (pid := _read_int(d / "pid")) is not None:
+                self._exits.add(pid)
 
     # -- Backend protocol --------------------------------------------------------------------------------------
 
@@ -107,6 +127,9 @@ class LocalBackend:
         started_at = self._meta(d).get("started_at")
         code = _read_int(d / "exit_code")
         if code is not None:
+            if self._live is not None:  # what the broker learns has ended frees its share at once
+                self._live.pop(d, None)
+            self._pids.pop(attempt_id, None)
             finished_at = (d / "exit_code").stat().st_mtime
             if (d / "cancelled").exists():
                 state = AttemptState.CANCELLED
@@ -176,6 +199,7 @@ class LocalBackend:
 
     def attempts(self) -> list[str]:
         self._reap()
+        self._swept = 0.0  # an exact answer: the broker reports what is listed here and not live in its store
         return [d.name for d in self._live_attempts()]
 
     # -- internals ---------------------------------------------------------------------------------------------
@@ -193,9 +217,15 @@ class LocalBackend:
         """Attempts whose job still runs (lock held), with their metadata; finished ones are dropped."""
         if self._live is None:
             self._live = {d: self._meta(d) for d in self._attempt_dirs() if not (d / "exit_code").exists()}
-        for d in list(self._live):
-            if (d / "exit_code").exists() or not _lock_held(d):
-                self._live.pop(d, None)
+        # Checking every live attempt's lock costs a few system calls each; a burst of submits would check
+        # them all for every submit. One sweep serves for LIVE_SWEEP_S: meanwhile an attempt that ended still
+        # counts as using its share, which errs on the safe side (a pool looks fuller, never over-committed).
+        now = time.monotonic()
+        if now - self._swept >= LIVE_SWEEP_S:
+            self._swept = now
+            for d in list(self._live):
+                if (d / "exit_code").exists() or not _lock_held(d):
+                    self._live.pop(d, None)
         return self._live
 
     def _meta(self, d: Path) -> dict[str, Any]:
@@ -272,10 +302,25 @@ class LocalBackend:
         _write_atomic(d / "attempt.json", json.dumps(meta))
         self._live_attempts()[d] = meta
         (d / "spawned").touch()  # from here on, never again: at most once, and the lock makes it at least once
+        argv = ["/bin/sh", "-c", _WRAPPER, "suanli-attempt", spec.run]
+        try:
+            pid = self._launcher.start(argv, d, env, d / "stdout.log", d / "stderr.log", lock_fd)
+        except LaunchRefused as exc:
+            # Nothing ran (the helper reports a failed fork or exec), and we hold the lock: safe to allow a retry.
+            (d / "spawned").unlink()
+            raise BackendError(f"could not start attempt {spec.attempt_id}: {exc}", retryable=True) from exc
+        except LauncherUnavailable:
+            pid = self._spawn_here(argv, d, env, lock_fd, spec.attempt_id)
+        if pid is not None:
+            self._pids[spec.attempt_id] = pid
+            self._exits.add(pid)
+
+    def _spawn_here(self, argv: list[str], d: Path, env: dict[str, str], lock_fd: int, attempt_id: str) -> int:
+        """Start the job from this process: the fallback when the launcher helper cannot be run."""
         try:
             with open(d / "stdout.log", "ab") as out, open(d / "stderr.log", "ab") as err:
                 proc = subprocess.Popen(
-                    ["/bin/sh", "-c", _WRAPPER, "suanli-attempt", spec.run],
+                    argv,
                     cwd=d,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -285,10 +330,10 @@ class LocalBackend:
                     pass_fds=(lock_fd,),
                 )
         except OSError as exc:
-            # Nothing ran (Popen reports a failed fork or exec), and we hold the lock: safe to allow a retry.
             (d / "spawned").unlink()
-            raise BackendError(f"could not start attempt {spec.attempt_id}: {exc}", retryable=True) from exc
-        self._procs[spec.attempt_id] = proc
+            raise BackendError(f"could not start attempt {attempt_id}: {exc}", retryable=True) from exc
+        self._procs[attempt_id] = proc
+        return proc.pid
 
     def _visible_var(self, hardware: str) -> str:
         catalog = self._catalog
@@ -313,6 +358,8 @@ class LocalBackend:
             proc = self._procs.get(attempt_id)
         if proc is not None:
             return proc.pid
+        if (pid := self._pids.get(attempt_id)) is not None:
+            return pid
         # Re-attached: the wrapper writes its pid first thing; give a just-spawned one a moment.
         pid_file = self._dir(attempt_id) / "pid"
         for _ in range(50):
