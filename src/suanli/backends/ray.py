@@ -321,8 +321,6 @@ class RayBackend:
 
     def _jobs(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call a JobSubmissionClient method; HTTP errors come back as _HttpError, unreachable as BackendError."""
-        import requests
-
         try:
             return getattr(self._jobs_client(), method)(*args, **kwargs)
         except RuntimeError as exc:  # the client's "Request failed with status code N: ..."
@@ -330,7 +328,7 @@ class RayBackend:
             if m is None:
                 raise BackendError(f"Ray at {self.address}: {exc}", retryable=True) from exc
             raise _HttpError(int(m.group(1)), str(exc).split(": ", 1)[-1]) from exc
-        except (requests.RequestException, ConnectionError, TimeoutError, OSError) as exc:
+        except OSError as exc:  # requests' errors (RequestException is an OSError) and the client's ConnectionError
             raise BackendError(f"Ray at {self.address} unreachable: {exc}", retryable=True) from exc
         except (TypeError, ValueError) as exc:  # the client's own checks of what we pass it
             raise BackendError(f"Ray client refused {method}: {exc}", retryable=False) from exc
@@ -338,7 +336,14 @@ class RayBackend:
     def _jobs_client(self) -> Any:
         with self._lock:
             if self._client is None:
-                self._client = _timed_client(self.address, self.config.timeout_s)  # may raise: retried next call
+                try:
+                    self._client = _timed_client(self.address, self.config.timeout_s)  # may raise: retried next call
+                except ImportError as exc:
+                    raise BackendError(
+                        f"site {self.site!r} runs on Ray, but Ray's job client is not installed ({exc}); install "
+                        "suanli[ray] (ray[default])",
+                        retryable=False,
+                    ) from exc
             return self._client
 
     def _get(self, path: str) -> Any:
