@@ -304,3 +304,75 @@ def test_failed_spawn_can_be_retried(backend: LocalBackend, monkeypatch: pytest.
     backend.submit(spec("s", "echo hi"))
     assert wait_final(backend, "s") is AttemptState.SUCCEEDED
     assert backend.logs("s") == "hi\n"
+
+
+# -- the launcher helper and exit notices ----------------------------------------------------------------------
+
+
+def test_jobs_are_started_by_the_launcher_helper_not_the_broker(backend: LocalBackend) -> None:
+    backend.submit(spec("l", "echo $PPID"))
+    assert wait_final(backend, "l") is AttemptState.SUCCEEDED
+    helper = backend._launcher._proc
+    assert helper is not None and helper.poll() is None
+    wrapper = int((backend.root / "attempts" / "l" / "pid").read_text())
+    assert wrapper != os.getpid()
+    parent = int(Path(f"/proc/{wrapper}/stat").read_text().rsplit(")", 1)[1].split()[1]) if alive(wrapper) else None
+    assert parent in (None, helper.pid, 1)  # the helper's child (or already reaped)
+
+
+def test_a_killed_launcher_is_started_again_and_its_jobs_live_on(backend: LocalBackend, tmp_path: Path) -> None:
+    backend.submit(spec("before", "sleep 0.5; echo done"))
+    helper = backend._launcher._proc
+    assert helper is not None
+    os.kill(helper.pid, signal.SIGKILL)
+    helper.wait()
+    assert wait_final(backend, "before") is AttemptState.SUCCEEDED  # its job is in a session of its own
+    assert backend.logs("before") == "done\n"
+    backend.submit(spec("after", "echo again"))
+    assert wait_final(backend, "after") is AttemptState.SUCCEEDED
+    assert backend._launcher._proc is not None and backend._launcher._proc.pid != helper.pid
+
+
+def test_a_start_the_launcher_refuses_can_be_retried(backend: LocalBackend) -> None:
+    logs = backend.root / "attempts" / "r" / "stdout.log"
+    logs.mkdir(parents=True)  # the helper cannot open the job's output: nothing runs
+    with pytest.raises(BackendError) as err:
+        backend.submit(spec("r", "echo hi"))
+    assert err.value.retryable and "IsADirectoryError" in str(err.value)
+    assert backend.status("r").state is AttemptState.LOST and "never started" in backend.status("r").message
+    logs.rmdir()
+    backend.submit(spec("r", "echo hi"))
+    assert wait_final(backend, "r") is AttemptState.SUCCEEDED
+
+
+DYING_HELPER = """
+import socket, sys
+s = socket.socket(fileno=int(sys.argv[1]))
+socket.recv_fds(s, 1 << 20, 4)  # takes the request (and with it the lock) and dies without answering
+"""
+
+
+def test_a_launcher_dying_with_the_request_never_starts_the_job_twice(backend: LocalBackend, tmp_path: Path) -> None:
+    """Whether the job started is unknown to the broker: the submit does not fail (a retry could run it twice);
+    the lock, dropped with the helper's message, says it never ran: LOST, to be placed again as a new attempt."""
+    script = tmp_path / "dying.py"
+    script.write_text(DYING_HELPER)
+    backend._launcher.script = str(script)
+    out = tmp_path / "ran"
+    backend.submit(spec("d", f"echo x >> {out}"))
+    assert wait_final(backend, "d") is AttemptState.LOST
+    assert "without an exit code" in backend.status("d").message
+    backend.submit(spec("d", f"echo x >> {out}"))  # a second submit of the attempt: still never again
+    time.sleep(0.2)
+    assert not out.exists()
+
+
+def test_watch_calls_back_when_a_job_ends(backend: LocalBackend) -> None:
+    import threading
+
+    ended = threading.Event()
+    backend.watch(ended.set)
+    backend.submit(spec("w", "sleep 0.3"))
+    assert not ended.wait(0.1)
+    assert ended.wait(5), "no exit notice"
+    assert backend.status("w").state is AttemptState.SUCCEEDED

@@ -26,7 +26,8 @@ class LauncherUnavailable(Exception):
 
 
 class Launcher:
-    def __init__(self) -> None:
+    def __init__(self, script: str = launcher.__file__) -> None:
+        self.script = script  # the helper program (a test may give another)
         self._lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -76,7 +77,7 @@ class Launcher:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", launcher.__file__, str(theirs.fileno())],
+                [sys.executable, "-I", "-S", self.script, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
