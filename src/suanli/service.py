@@ -28,22 +28,38 @@ class Service:
 
 
 def make_backends(network: NetworkSpec, catalog: Catalog, home: Path, source: str | None = None) -> dict[str, Backend]:
-    from suanli.backends.local import LocalBackend
-
+    """One back-end per site, as its `backend` says. Nothing is contacted here: a site that is down at start
+    is a site whose health the broker reports, not a broker that cannot start."""
     backends: dict[str, Backend] = {}
     problems = []
     for i, site in enumerate(network.sites):
-        if site.backend.type == "local":
-            root = Path(site.backend.workdir) if site.backend.workdir else home / "sites" / site.id
-            backends[site.id] = LocalBackend(site.id, site.pools, root, catalog)
-        else:
-            problems.append(
-                Problem(
-                    f"site {site.id} uses back-end {site.backend.type!r}, which this version cannot drive yet",
-                    f"sites[{i}].backend.type",
-                    accepted="local",
+        cfg = site.backend
+        root = home / "sites" / site.id
+        try:
+            if cfg.type == "local":
+                from suanli.backends.local import LocalBackend
+
+                backends[site.id] = LocalBackend(
+                    site.id, site.pools, Path(cfg.workdir) if cfg.workdir else root, catalog
                 )
-            )
+            elif cfg.type == "slurm":
+                from suanli.backends.slurm import SlurmBackend
+
+                backends[site.id] = SlurmBackend(site.id, site.pools, cfg, root)
+            elif cfg.type == "ray":
+                from suanli.backends.ray import RayBackend
+
+                backends[site.id] = RayBackend(site.id, site.pools, cfg)
+            else:
+                problems.append(
+                    Problem(
+                        f"site {site.id} has back-end {cfg.type!r}, which only `suanli simulate` can use",
+                        f"sites[{i}].backend.type",
+                        accepted="local, slurm, ray",
+                    )
+                )
+        except ValueError as exc:
+            problems.append(Problem(str(exc), f"sites[{i}].backend"))
     if problems:
         raise SpecError(problems, source, kind="network spec")
     return backends
