@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from suanli.backends.base import AttemptState, AttemptStatus, Backend, BackendError, LaunchSpec
+from suanli.broker.health import Change, Health, HealthTracker
 from suanli.broker.metering import meter
 from suanli.energy.run import SiteEnergyCurves
 from suanli.hardware.catalog import Catalog
@@ -47,7 +48,13 @@ EXPLAIN_PER_TICK = 256  # accounts of waiting jobs written per tick; placements 
 SCHEDULE_WINDOW = 500  # queued jobs a tick considers (by priority, then age) between full passes
 FULL_PASS_S = 10.0  # how often a tick considers the whole queue: at least this, and at least
 FULL_PASS_SHARE = 0.1  # ... so often that full passes take at most this share of the broker's time
-MAX_ATTEMPTS = 3  # a job whose site loses it this often fails instead of being placed again
+MAX_ATTEMPTS = 3
+LIVE_ATTEMPT = ("starting", "running")
+FINISHED = (AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.CANCELLED)
+TIME_LIMIT_FACTOR = 3.0  # the site's time limit: this many times the estimated runtime ...
+TIME_LIMIT_MIN_S = (
+    3600.0  # ... and at least this  # a job whose site loses it this often fails instead of being placed again
+)
 BACKOFF_S = (2.0, 10.0, 30.0)
 
 
@@ -76,6 +83,7 @@ class Broker:
     _explained: dict[str, tuple[tuple[int, int, int], float]] = field(default_factory=dict, repr=False)
     _last_full_pass: float = field(default=float("-inf"), repr=False)
     _full_pass_s: float = field(default=0.0, repr=False)  # how long the last full pass took
+    _health: HealthTracker | None = field(default=None, repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -120,6 +128,7 @@ class Broker:
 
     def tick(self) -> TickStats:
         stats = TickStats()
+        self.check_health(stats)
         self.reconcile(stats)
         self.cancel_requested()
         self.schedule_queue(stats)
@@ -147,6 +156,95 @@ class Broker:
     def _backend(self, site: str) -> Backend | None:
         return self.backends.get(site)
 
+    @property
+    def health(self) -> HealthTracker:
+        if self._health is None:
+            self._health = HealthTracker(self.backends)
+        return self._health
+
+    # -- 0. site health and failover -----------------------------------------------------------------------
+
+    def check_health(self, stats: TickStats) -> None:
+        for change in self.health.probe():
+            self._on_health_change(change, stats)
+
+    def _on_health_change(self, change: Change, stats: TickStats) -> None:
+        with self.store.tx() as s:
+            add_event(
+                s,
+                "site-health",
+                None,
+                {"site": change.site, "from": change.before.value, "to": change.after.value, "why": change.message},
+            )
+        if change.after == Health.UNREACHABLE:
+            self.failover(change.site, change.message, stats)
+        elif change.before == Health.UNREACHABLE:
+            self.fence_returned(change.site)
+
+    def failover(self, site: str, why: str, stats: TickStats) -> None:
+        """Move every live attempt of an unreachable site elsewhere. Each is fenced first where the back-end can
+        (a Slurm job's script stops its command when told through the shared attempt directory, even with the
+        controller gone): an attempt that turns out to have finished is recorded as finished, not run again."""
+        with self.store.read() as s:
+            live = [
+                (a.id, a.job_id)
+                for a in s.scalars(select(Attempt).where(Attempt.site == site, Attempt.state.in_(LIVE_ATTEMPT)))
+            ]
+        if not live:
+            return
+        outcomes = _fence(self._backend(site), [a for a, _ in live])
+        with self.store.tx() as s, s.no_autoflush:
+            rows = preload(s, Attempt, [a for a, _ in live]), preload(s, Job, [j for _, j in live])
+            for attempt_id, job_id in live:
+                outcome = outcomes[attempt_id]
+                if outcome is not None and outcome.state in FINISHED:
+                    self._apply_status(s, attempt_id, outcome, stats)
+                    continue
+                attempt, job = rows[0][attempt_id], rows[1][job_id]
+                if attempt.state not in LIVE_ATTEMPT or JobState(job.state) not in ACTIVE:
+                    continue
+                fenced = (
+                    "stopped there"
+                    if outcome is not None
+                    else "could not be stopped there (it stops itself if it reads its fence)"
+                )
+                reason = f"failover: site {site} is unreachable ({why}); attempt {attempt_id} {fenced}"
+                attempt.state = "lost"
+                attempt.message = reason
+                attempt.finished_at = self.clock()
+                transition(s, job, JobState.SITE_LOST, reason, {"attempt": attempt_id, "site": site})
+                job.site = job.pool = None
+                job.not_before = None  # placed again at once, elsewhere: the site is offline to the scheduler
+                transition(s, job, JobState.QUEUED, f"failover: to be placed away from {site}")
+                add_event(s, "failover", job.id, {"site": site, "attempt": attempt_id, "why": why, "fenced": fenced})
+                stats.requeued += 1
+            del rows
+
+    def fence_returned(self, site: str) -> None:
+        """A site is back: whatever it still runs or holds of attempts that were moved away is cancelled there,
+        so that a job's effect happens once."""
+        backend = self._backend(site)
+        if backend is None:
+            return
+        try:
+            running = set(backend.attempts())
+        except BackendError as exc:
+            log.warning("site %s is back but cannot list its attempts: %s", site, exc)
+            return
+        with self.store.read() as s:
+            moved = [
+                (a.id, a.job_id)
+                for a in s.scalars(select(Attempt).where(Attempt.id.in_(list(running)), Attempt.state == "lost"))
+            ]
+        for attempt_id, job_id in moved:
+            try:
+                backend.cancel(attempt_id)
+            except BackendError as exc:
+                log.warning("cancel of moved attempt %s at %s: %s", attempt_id, site, exc)
+                continue
+            with self.store.tx() as s:
+                add_event(s, "fenced", job_id, {"site": site, "attempt": attempt_id, "why": "the site is back"})
+
     # -- 1. reconcile --------------------------------------------------------------------------------------
 
     def reconcile(self, stats: TickStats) -> None:
@@ -154,15 +252,21 @@ class Broker:
             rows = s.scalars(select(Attempt).where(Attempt.state.in_(["starting", "running"])))
             live = [(a.id, a.site, a.job_id) for a in rows]
         answers: dict[str, AttemptStatus] = {}
+        offline = self.health.unreachable
         for attempt_id, site, _ in live:
             backend = self._backend(site)
             if backend is None:
                 answers[attempt_id] = AttemptStatus(AttemptState.LOST, message=f"site {site} has no back-end")
                 continue
+            if site in offline:
+                continue  # its attempts were moved away; the site's return is noticed by its probes
             try:
                 answers[attempt_id] = backend.status(attempt_id)
             except BackendError as exc:
                 log.warning("status of %s at %s: %s", attempt_id, site, exc)
+                for change in self.health.failed(site, str(exc)):
+                    self._on_health_change(change, stats)
+                offline = self.health.unreachable
         changed = {a: st for a, st in answers.items() if st.state != AttemptState.PENDING}
         if changed:
             # One transaction for the whole batch, its rows fetched in bulk and flushed once at commit.
@@ -235,6 +339,8 @@ class Broker:
         """Attempts a back-end runs that the store does not count as live are reported, not touched."""
         known = {a for a, _, _ in live}
         for site, backend in self.backends.items():
+            if site in self.health.unreachable:
+                continue
             try:
                 running = backend.attempts()
             except BackendError:
@@ -351,7 +457,7 @@ class Broker:
         if not pending:
             return
         t0 = time.perf_counter()
-        snap = build_snapshot(self.network, self.catalog, pending, now, running)
+        snap = build_snapshot(self.network, self.catalog, pending, now, running, offline_sites=self.health.unreachable)
         dec = schedule(snap, self.policy)
         stats.schedule_s = time.perf_counter() - t0
         self._preempt(dec, snap)
@@ -447,18 +553,22 @@ class Broker:
             for j in placed:
                 a = attempts.get(current_attempt_id(j) or "")
                 if a is not None:
-                    work.append((j.id, a.id, a.site, a.pool, a.hardware, self.spec(j)))
+                    estimate = json.loads(a.estimate or "{}")
+                    work.append((j.id, a.id, a.site, a.pool, a.hardware, self.spec(j), a.number, estimate))
         if not work:
             return
         outcomes: list[tuple[str, str, str, BackendError | None]] = []
-        for job_id, attempt_id, site, pool, hardware, spec in work:
+        offline = self.health.unreachable
+        for job_id, attempt_id, site, pool, hardware, spec, number, estimate in work:
             backend = self._backend(site)
             error: BackendError | None = None
             if backend is None:
                 error = BackendError(f"site {site} has no back-end", retryable=False)
+            elif site in offline:
+                error = BackendError(f"site {site} is unreachable", retryable=True)
             else:
                 try:
-                    backend.submit(_launch_spec(attempt_id, job_id, pool, hardware, spec))
+                    backend.submit(_launch_spec(attempt_id, job_id, pool, hardware, spec, number, estimate))
                 except BackendError as exc:
                     error = exc
             outcomes.append((job_id, attempt_id, site, error))
@@ -516,20 +626,44 @@ class _DeviceQuota:
         )
 
 
-def _launch_spec(attempt_id: str, job_id: str, pool: str, hardware: str, spec: JobSpec) -> LaunchSpec:
+def _launch_spec(
+    attempt_id: str, job_id: str, pool: str, hardware: str, spec: JobSpec, number: int, estimate: dict[str, Any]
+) -> LaunchSpec:
     r = spec.resources
+    env = dict(spec.env)
+    if spec.checkpoint is not None and spec.checkpoint.path:
+        env["SUANLI_CHECKPOINT_DIR"] = spec.checkpoint.path
+        if number > 1:  # an attempt after one that was lost, failed over or preempted picks up where it stopped
+            env["SUANLI_RESUME"] = "1"
+    runtime = estimate.get("runtime_s")
+    # The site's own scheduler gets a time limit from the estimate with a wide margin: it protects the site
+    # from a runaway job without cutting short one the estimate merely underrated.
+    limit = None if not runtime else max(TIME_LIMIT_MIN_S, TIME_LIMIT_FACTOR * float(runtime))
     return LaunchSpec(
         attempt_id=attempt_id,
         job_id=job_id,
         pool=pool,
         hardware=hardware,
         run=spec.run,
-        env=dict(spec.env),
+        env=env,
         devices=r.devices,
         cpus=r.cpus,
         memory_gb=r.memory_gb,
         nodes=r.nodes,
+        time_limit_s=limit,
     )
+
+
+def _fence(backend: Backend | None, attempt_ids: list[str]) -> dict[str, AttemptStatus | None]:
+    """Stop attempts at a site that cannot be reached, where the back-end has a way: each one's final status
+    (finished after all, or stopped: LOST), or None when nothing could be learnt."""
+    fence = getattr(backend, "fence", None)
+    if fence is not None:
+        try:
+            return dict(fence(attempt_ids))
+        except (BackendError, OSError) as exc:
+            log.warning("fence of %d attempts: %s", len(attempt_ids), exc)
+    return dict.fromkeys(attempt_ids)
 
 
 def _ts(unix: float | None) -> datetime | None:

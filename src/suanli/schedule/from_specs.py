@@ -3,6 +3,7 @@ caller passes `now`; nothing here reads a clock, a file or a database."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -259,6 +260,7 @@ def build_snapshot(
     eff: Efficiency | None = None,
     slot_s: float = 600.0,
     horizon_s: float = 7 * 86400.0,
+    offline_sites: frozenset[str] = frozenset(),
 ) -> Snapshot:
     if slot_s < 60 or slot_s % 60:
         raise ValueError(f"slot_s must be a whole number of minutes, got {slot_s}")
@@ -267,6 +269,10 @@ def build_snapshot(
     tenants = sorted({j.tenant for j in pending} | {r.tenant for r in running} | {"default"})
     slots = max(1, int(np.ceil(horizon_s / slot_s)))
     pools = pool_table(network, catalog, eff)
+    if offline_sites:
+        pools = dataclasses.replace(
+            pools, offline=np.array([key.split("/", 1)[0] in offline_sites for key in pools.key], dtype=bool)
+        )
     return Snapshot(
         jobs=job_table(pending, network, pools, catalog, eff, now, tenants),
         pools=pools,

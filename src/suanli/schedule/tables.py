@@ -51,6 +51,9 @@ class PoolTable:
     unit_hour_cny: np.ndarray  # (M,) price per device-hour (socket-equivalent on CPU pools); NaN if by node
     node_hour_cny: np.ndarray  # (M,) NaN if by device
     host_power_w: np.ndarray  # (M,)
+    # (M,) bool: pools of sites that cannot be reached now. They keep their shape (a job that fits one is not
+    # rejected) but offer no capacity, so their jobs wait or go elsewhere. None: all online.
+    offline: np.ndarray | None = None
 
     @property
     def size(self) -> int:

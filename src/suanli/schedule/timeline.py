@@ -33,6 +33,8 @@ class Timeline:
             np.add.at(delta, (r.pool[hold], slice(None), a[hold]), -r.demand[hold])
             np.add.at(delta, (r.pool[hold], slice(None), b[hold]), r.demand[hold])
         self.free = cap[:, :, None] + np.cumsum(delta[:, :, : self.slots], axis=2)
+        if snap.pools.offline is not None:
+            self.free[snap.pools.offline] = np.minimum(self.free[snap.pools.offline], 0.0)
         self.prefix_min = np.minimum.accumulate(self.free, axis=2)
         # A pool whose free capacity never drops later in the horizon (only releases ahead, no reservations) has
         # prefix_min equal to its free capacity now in every slot, which a start-now commit keeps true. Such

@@ -96,6 +96,14 @@ class Constraints(StrictModel):
 
 class Checkpoint(StrictModel):
     interval_min: PositiveFloat
+    path: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="where the job keeps its checkpoints, reachable from every site it may run on; each attempt "
+        "gets it as SUANLI_CHECKPOINT_DIR, and one that follows a lost or preempted attempt also gets "
+        "SUANLI_RESUME=1 to resume from it",
+    )
 
 
 class JobSpec(StrictModel):
