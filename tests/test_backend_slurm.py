@@ -17,7 +17,7 @@ import pytest
 
 from _slurm_fixture import SlurmCluster
 from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec
-from suanli.backends.slurm import SlurmBackend, decode_wait_status
+from suanli.backends.slurm import FENCE_WAIT_S, SlurmBackend, decode_wait_status
 from suanli.spec.network import Pool
 from suanli.spec.network import SlurmBackend as SlurmConfig
 
@@ -285,3 +285,43 @@ def test_pools_the_site_lacks_are_refused(slurm_cluster: SlurmCluster, tmp_path:
     with pytest.raises(BackendError) as err:
         b.submit(LaunchSpec("a1", "j1", "nope", "x", "true"))
     assert err.value.retryable is False and "nope" in str(err.value)
+
+
+# -- fencing: stopping attempts without the controller -----------------------------------------------------------
+
+
+def test_fence_stops_a_running_job_and_a_finished_one_reads_finished(
+    make: Callable[..., SlurmBackend], tmp_path: Path
+) -> None:
+    b = make()
+    out = b.root / "ran"
+    running, done = spec(f"sleep 30; echo x >> {out}"), spec("exit 4")
+    b.submit(running)
+    b.submit(done)
+    assert wait(b, running.attempt_id, (AttemptState.RUNNING,)).state == AttemptState.RUNNING
+    assert wait(b, done.attempt_id, DONE).state == AttemptState.FAILED
+    started = time.monotonic()
+    outcome = b.fence([running.attempt_id, done.attempt_id])
+    assert time.monotonic() - started < FENCE_WAIT_S
+    stopped, finished = outcome[running.attempt_id], outcome[done.attempt_id]
+    assert stopped is not None and stopped.state == AttemptState.LOST and "stopped by its fence" in stopped.message
+    assert finished is not None and (finished.state, finished.exit_code) == (AttemptState.FAILED, 4)
+    assert wait(b, running.attempt_id, DONE).state in (AttemptState.FAILED, AttemptState.SUCCEEDED)
+    assert not out.exists()
+
+
+def test_a_fenced_job_that_starts_later_never_runs_its_command(make: Callable[..., SlurmBackend]) -> None:
+    b = make()
+    out = b.root / "ran"
+    hog = spec("sleep 60", devices=8, nodes=4)  # every GPU of the cluster
+    b.submit(hog)
+    assert wait(b, hog.attempt_id, (AttemptState.RUNNING,)).state == AttemptState.RUNNING
+    late = spec(f"echo x >> {out}", devices=2)
+    b.submit(late)
+    assert b.status(late.attempt_id).state == AttemptState.PENDING
+    outcome = b.fence([late.attempt_id])[late.attempt_id]
+    assert outcome is not None and outcome.state == AttemptState.LOST and "before it started" in outcome.message
+    b.cancel(hog.attempt_id)  # the pending job now starts, and stops at once
+    wait(b, late.attempt_id, DONE, timeout_s=30)
+    assert (b.root / "attempts" / late.attempt_id / "fenced").exists()
+    assert not out.exists()

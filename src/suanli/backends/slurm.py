@@ -40,6 +40,36 @@ from suanli.spec.network import Pool
 from suanli.spec.network import SlurmBackend as SlurmConfig
 
 NAME_PREFIX = "suanli-"
+FENCE_WAIT_S = 6.0  # how long `fence` waits for started attempts to stop (their watch looks every 0.5 s)
+
+# The batch script's body, after the job's variables, $A (the attempt directory, shared with the broker) and
+# $RUN. It runs the command in a session of its own and watches for the broker's fence file: the broker writes
+# it when it moves the attempt to another site because the controller is unreachable, and the script then stops
+# the command (the nodes still run jobs with the controller gone) and says so in `fenced`; a script that starts
+# after its fence (a job left pending in a dead controller's state) never runs the command. `started` is written
+# before the fence is read, and the broker writes the fence before it reads `started`: if the broker finds no
+# `started`, the script will see the fence. The exit code goes to `exit_code`, which tells the broker the job
+# finished after all; a command killed by a signal is re-raised so Slurm records the signal.
+_FENCED_RUN = """: > "$A/started"
+if [ -e "$A/fence" ]; then echo "suanli: attempt moved to another site; not started" >&2; : > "$A/fenced"; exit 125; fi
+cd "$A/work" || exit 126
+setsid /bin/sh -c "$RUN" &
+child=$!
+stop() { /bin/kill -s "$1" -- "-$child" 2>/dev/null || kill -s "$1" "$child" 2>/dev/null; }
+trap 'stop TERM' TERM INT
+while kill -0 "$child" 2>/dev/null; do
+  if [ -e "$A/fence" ]; then
+    stop TERM; sleep 2; stop KILL
+    wait "$child"
+    echo "suanli: attempt moved to another site; stopped" >&2; : > "$A/fenced"; exit 125
+  fi
+  sleep 0.5
+done
+wait "$child"; code=$?
+echo "$code" > "$A/exit_code.tmp" && mv "$A/exit_code.tmp" "$A/exit_code"
+if [ "$code" -gt 128 ] && [ "$code" -lt 160 ]; then trap - TERM INT; kill -s "$(kill -l "$code")" $$; fi
+exit "$code"
+"""
 API = "/slurm/v0.0.38"
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -201,6 +231,42 @@ class SlurmBackend:
             )
         return AttemptStatus(AttemptState.LOST, message=f"Slurm has no job named {NAME_PREFIX}{attempt_id}")
 
+    def fence(self, attempt_ids: list[str], wait_s: float = FENCE_WAIT_S) -> dict[str, AttemptStatus | None]:
+        """Stop attempts without the controller, through their shared directories (see _FENCED_RUN): for each,
+        its final status if it finished after all (SUCCEEDED or FAILED), LOST when it stopped or never started
+        and never will, or None when it gave no sign within `wait_s` (a node that is gone, too)."""
+        result: dict[str, AttemptStatus | None] = {}
+        waiting = []
+        for attempt_id in attempt_ids:
+            d = self._dir(attempt_id)
+            if not d.is_dir():
+                result[attempt_id] = AttemptStatus(AttemptState.LOST, message="never handed to Slurm")
+                continue
+            _write_atomic(d / "fence", "moved to another site\n")
+            if not (d / "started").exists():
+                result[attempt_id] = AttemptStatus(AttemptState.LOST, message="fenced before it started")
+            else:
+                waiting.append(attempt_id)
+        deadline = time.monotonic() + wait_s
+        while waiting:
+            for attempt_id in list(waiting):
+                d = self._dir(attempt_id)
+                code = _read_int(d / "exit_code")
+                if code is not None:
+                    state = AttemptState.SUCCEEDED if code == 0 else AttemptState.FAILED
+                    result[attempt_id] = AttemptStatus(state, exit_code=code, message="finished before its fence")
+                elif (d / "fenced").exists():
+                    result[attempt_id] = AttemptStatus(AttemptState.LOST, message="stopped by its fence")
+                else:
+                    continue
+                waiting.remove(attempt_id)
+            if waiting and time.monotonic() >= deadline:
+                result.update(dict.fromkeys(waiting))
+                break
+            if waiting:
+                time.sleep(0.1)
+        return result
+
     def cancel(self, attempt_id: str) -> None:
         d = self._dir(attempt_id)
         job = self._job(attempt_id, _read_int(d / "slurm_job_id"), fresh=True)
@@ -310,7 +376,9 @@ class SlurmBackend:
             "#!/bin/sh",
             f"# suanli attempt {spec.attempt_id} of job {spec.job_id} on pool {spec.pool}, site {self.site}",
             *(f"export {k}={shlex.quote(v)}" for k, v in exports.items()),
-            f"exec /bin/sh -c {shlex.quote(spec.run)}",
+            f"A={shlex.quote(str(d))}",
+            f"RUN={shlex.quote(spec.run)}",
+            _FENCED_RUN,
         ]
         return _Request(
             name=NAME_PREFIX + spec.attempt_id,
