@@ -4,7 +4,9 @@ Replays generated CSV traces (Poisson arrivals, log-uniform runtimes from a minu
 a 128-node cluster, and the KTH-SP2 trace of the Parallel Workloads Archive when ../shared/data is present
 (the project does not need it otherwise). Results: benchmarks/results/simulate.json and docs/benchmarks.md.
 
-    python benchmarks/bench_simulate.py [--sizes 1000 10000 100000] [--policy easy-backfill] [--round 60]
+    python benchmarks/bench_simulate.py [--sizes 10000 100000 1000000] [--policy hetero] [--round 60]
+
+The issue's targets are for `hetero`: 100,000 jobs under 60 s and 1,000,000 under 10 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def synthetic_csv(n: int, seed: int, path: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
-    parser.add_argument("--policy", default="easy-backfill")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10000, 100000, 1000000])
+    parser.add_argument("--policy", default="hetero")
     parser.add_argument(
         "--round",
         type=float,

@@ -133,11 +133,14 @@ def test_simulate_command_takes_the_throughput_matrix(tmp_path: Path) -> None:
     out = tmp_path / "m.json"
     args = ["simulate", "--trace", str(trace), "--network", str(ROOT / "examples" / "gavel-hetero.yaml")]
     args += ["--throughputs", str(GAVEL), "--policy", "agnostic", "--policy", "hetero", "--json", str(out)]
-    result = CliRunner().invoke(app, args)
+    result = CliRunner().invoke(app, [*args, "--report", str(tmp_path / "report")])
     assert result.exit_code == 0, result.stderr
     rows = json.loads(out.read_text())
     assert all(m["throughput_jobs"] == 40 for m in rows)
     assert "JCT vs agnostic" in result.stdout
+    ratio = compare_to(rows)["hetero"]
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert f"Average JCT against agnostic (every pool as fast as any other): hetero {ratio:.2f}x" in index
 
 
 # ------------------------------------------------------------------------------------------------ Alibaba
