@@ -134,6 +134,9 @@ SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
 GresTypes=gpu
 NodeName=n[1-4] NodeHostname=$host NodeAddr=127.0.0.1 Port=[${NODE_PORTS[0]}-${NODE_PORTS[3]}] CPUs=8 RealMemory=16000 Gres=gpu:$GPU_TYPE:$GPUS_PER_NODE State=UNKNOWN
 PartitionName=$PARTITION Nodes=n[1-4] Default=YES MaxTime=INFINITE State=UP
+# The same nodes for CPU-only work (a supercomputing site's CPU pool); Slurm itself keeps the two from
+# over-committing the nodes they share.
+PartitionName=cpu Nodes=n[1-4] Default=NO MaxTime=INFINITE State=UP
 EOF
   mv "$CONF.tmp" "$CONF"
 }

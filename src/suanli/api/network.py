@@ -23,13 +23,15 @@ def sites(who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str
     for site in st.network.sites:
         curves = st.broker.curves(site.id)
         backend = st.backends.get(site.id)
-        capacity: dict[str, Any] = {}
-        health = "unreachable" if backend is None else "healthy"
-        if backend is not None:
-            try:
+        # Health and capacity as the broker's probes last saw them: this answer never waits on a site.
+        tracked = st.broker.health.sites.get(site.id)
+        health = tracked.view() if tracked is not None else {"state": "unreachable", "message": "no back-end"}
+        capacity: dict[str, Any] = {c.pool: c for c in tracked.capacity} if tracked is not None else {}
+        if backend is not None and not capacity and health["state"] != "unreachable":
+            try:  # not probed yet (the loop has just started)
                 capacity = {c.pool: c for c in backend.capacity()}
             except BackendError as exc:
-                health = f"unreachable: {exc}"
+                health = {**health, "state": "degraded", "message": str(exc)}
         pools = []
         for pool in site.pools:
             c = capacity.get(pool.id)
@@ -57,7 +59,8 @@ def sites(who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str
                 "city": site.city,
                 "hub": site.hub,
                 "backend": site.backend.type,
-                "health": health,
+                "health": health["state"],
+                "health_detail": health,
                 "pools": pools,
                 "pue": site.energy.pue,
                 "green_share": site.energy.green_share,

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from suanli.store.jobs import attempts_of
+from suanli.store.jobs import attempts_of, events_of
 from suanli.store.models import Attempt, Job
 
 
@@ -59,10 +59,17 @@ def attempt_view(a: Attempt) -> dict[str, Any]:
     }
 
 
+MAX_EVENTS = 200  # the latest events of a job shown with it (all stay in the store)
+
+
 def job_detail(session: Session, job: Job) -> dict[str, Any]:
     out = job_summary(job)
     out["placement"] = {"site": job.site, "pool": job.pool} if job.site else None
     out["decision"] = _json(job.decision)
     out["attempt_list"] = [attempt_view(a) for a in attempts_of(session, job.id)]
+    out["events"] = [
+        {"at": _iso(e.at), "kind": e.kind, "from": e.from_state, "to": e.to_state, "data": _json(e.data)}
+        for e in events_of(session, job.id)[-MAX_EVENTS:]
+    ]
     out["spec"] = _json(job.spec)
     return out

@@ -402,12 +402,25 @@ def _timed_client(address: str, timeout_s: float) -> Any:
 
 
 def _entrypoint(spec: LaunchSpec) -> str:
-    """The job's command; with a time limit, under coreutils `timeout` (Ray has none): exit 124 when it ran out,
-    SIGKILL 30 s after the SIGTERM if it ignores that."""
-    if spec.time_limit_s is None:
-        return spec.run
-    seconds = max(1, math.ceil(spec.time_limit_s))  # never cut a job short
-    return f"exec timeout --kill-after=30 {seconds} /bin/sh -c {_shell_quote(spec.run)}"
+    """The job's command, watched (see _WATCH); with a time limit, under coreutils `timeout` (Ray has none): exit
+    124 when it ran out, SIGKILL 30 s after the SIGTERM if it ignores that."""
+    command = spec.run
+    if spec.time_limit_s is not None:
+        seconds = max(1, math.ceil(spec.time_limit_s))  # never cut a job short
+        command = f"exec timeout --kill-after=30 {seconds} /bin/sh -c {_shell_quote(spec.run)}"
+    return _WATCH + f"exec /bin/sh -c {_shell_quote(command)}"
+
+
+# When the Ray head or the node's raylet dies, the job's supervisor dies with it, but the entrypoint it started
+# lives on, orphaned, and would finish its work while the broker runs the job again elsewhere. A small watch
+# beside the entrypoint (same process group, which the entrypoint leads) kills the group once the entrypoint's
+# parent, the supervisor, is gone: the job stops within a second, long before the broker fails it over.
+_WATCH = """me=$$; boss=$PPID
+( while kill -0 "$me" 2>/dev/null; do
+    [ "$(cut -d' ' -f4 /proc/$me/stat 2>/dev/null)" = "$boss" ] || { /bin/kill -KILL -- "-$me"; exit; }
+    sleep 0.5
+  done ) >/dev/null 2>&1 &
+"""
 
 
 def _exit_code(info: Any) -> int | None:

@@ -252,18 +252,19 @@ class Broker:
             rows = s.scalars(select(Attempt).where(Attempt.state.in_(["starting", "running"])))
             live = [(a.id, a.site, a.job_id) for a in rows]
         answers: dict[str, AttemptStatus] = {}
-        offline = self.health.unreachable
+        offline, failing = self.health.unreachable, set[str]()
         for attempt_id, site, _ in live:
             backend = self._backend(site)
             if backend is None:
                 answers[attempt_id] = AttemptStatus(AttemptState.LOST, message=f"site {site} has no back-end")
                 continue
-            if site in offline:
-                continue  # its attempts were moved away; the site's return is noticed by its probes
+            if site in offline or site in failing:
+                continue  # moved away (its return is noticed by its probes), or not answering this tick
             try:
                 answers[attempt_id] = backend.status(attempt_id)
             except BackendError as exc:
                 log.warning("status of %s at %s: %s", attempt_id, site, exc)
+                failing.add(site)  # one timeout per site and tick, not one per attempt
                 for change in self.health.failed(site, str(exc)):
                     self._on_health_change(change, stats)
                 offline = self.health.unreachable
