@@ -20,7 +20,7 @@ from suanli.hardware import builtin_catalog
 from suanli.sim.engine import SimResult, simulate
 from suanli.sim.metrics import compare_to, metrics
 from suanli.sim.networks import ALIBABA_STAND_IN, alibaba_network, cpu_cluster
-from suanli.sim.report import headline
+from suanli.sim.report import headline, utilisation_series
 from suanli.sim.synth import synthesize as synth
 from suanli.sim.synth import write_csv
 from suanli.sim.throughput import GAVEL_HARDWARE, load_throughputs, pool_runtimes
@@ -222,13 +222,16 @@ def test_a_preempted_job_keeps_the_work_up_to_its_last_checkpoint(tmp_path: Path
         "L,0,4,1000,0,true,100,\n"
         "H,250,4,100,1,false,,500\n"
     )
-    r = simulate(read_csv(path), cpu_cluster("m", 1, 4, site_id="m", memory_gb_per_node=100), CATALOG, "hetero")
+    machine = cpu_cluster("m", 1, 4, site_id="m", memory_gb_per_node=100)
+    r = simulate(read_csv(path), machine, CATALOG, "hetero")
     assert r.preemptions == 1
     assert list(r.start_s) == [0, 250] and list(r.end_s) == [1150, 350]
     assert list(r.seg_job) == [0, 1, 0]
     np.testing.assert_allclose(r.seg_work, [0.2, 1.0, 0.8])
     np.testing.assert_allclose(r.seg_lost_s, [50, 0, 0])
     assert metrics(r)["lost_unit_hours"] == pytest.approx(4 * 50 / 3600)
+    # the report counts each run where and when it ran: at 300 s only H holds the machine
+    np.testing.assert_allclose(utilisation_series(r, machine, np.array([100.0, 300.0, 1000.0]))["m"], 1.0)
 
 
 job_rows = st.lists(

@@ -84,17 +84,22 @@ def _count_at(times: np.ndarray, weights: np.ndarray, grid: np.ndarray) -> np.nd
 def utilisation_series(result: SimResult, network: NetworkSpec, grid: np.ndarray) -> dict[str, np.ndarray]:
     """Per site, the share of its units busy at each grid time (a job holds its units on [start, end)).
 
-    A site's capacity is the sum of its pools' units (devices, or cores on CPU pools)."""
-    ran = np.isfinite(result.start_s) & np.isfinite(result.end_s) & (result.pool >= 0)
+    A site's capacity is the sum of its pools' units (devices, or cores on CPU pools). Each run of a job counts
+    where it ran (a preempted job's runs too) when the result records its runs."""
+    if result.seg_job.size:
+        start, end, pool, units_all = result.seg_start, result.seg_end, result.seg_pool, result.seg_units
+    else:  # a result without run records: one run per job
+        start, end, pool, units_all = result.start_s, result.end_s, result.pool, result.units
+    ran = np.isfinite(start) & np.isfinite(end) & (pool >= 0)
     sites = site_ids(result, network)
     pool_site = np.array([sites.index(site_of(k)) for k in result.pool_keys], dtype=np.int64)
     out: dict[str, np.ndarray] = {}
     for s, sid in enumerate(sites):
         cap = float(result.capacity_units[pool_site == s].sum()) if pool_site.size else 0.0
         here = ran.copy()
-        here[ran] = pool_site[result.pool[ran].astype(np.int64)] == s
-        units = result.units[here].astype(np.float64)
-        busy = _count_at(result.start_s[here], units, grid) - _count_at(result.end_s[here], units, grid)
+        here[ran] = pool_site[pool[ran].astype(np.int64)] == s
+        units = units_all[here].astype(np.float64)
+        busy = _count_at(start[here], units, grid) - _count_at(end[here], units, grid)
         out[sid] = busy / cap if cap > 0 else np.zeros_like(grid)
     return out
 
