@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -880,3 +882,24 @@ def test_python_client(api: Api) -> None:
         stranger.jobs()
     assert (exc.value.status, exc.value.code) == (401, "unauthorized")
     stranger.close()
+
+
+def test_an_attempt_after_a_lost_one_resumes_from_the_checkpoint(api: Api, tmp_path: Path) -> None:
+    """A job that declares checkpoint.path gets it in every attempt, and SUANLI_RESUME=1 in the attempt that follows
+    one its site lost (here: killed from outside, as a node failure would)."""
+    ckpt = tmp_path / "ckpt"
+    run = 'echo "dir=$SUANLI_CHECKPOINT_DIR resume=${SUANLI_RESUME:-0}" >> "$SUANLI_CHECKPOINT_DIR.log"; sleep 30'
+    job_id = api.submit(spec("resumes", run, preemptible=True, checkpoint={"interval_min": 5, "path": str(ckpt)}))
+    job_id = job_id.json()["id"]
+    first = api.until_state(job_id, "running")
+    attempt = first["attempts"]
+    site = api.job(job_id)["attempt_list"][0]["site"]
+    pid_file = api.service.state.backends[site].root / "attempts" / f"{job_id}-a{attempt}" / "pid"
+    os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    second = api.until(job_id, lambda j: j["attempts"] == 2 and j["state"] == "running", timeout=20)
+    assert second["attempt_list"][0]["state"] == "lost"
+    log = Path(f"{ckpt}.log")
+    api.until(job_id, lambda j: log.exists() and len(log.read_text().splitlines()) == 2, timeout=10)
+    assert log.read_text().splitlines() == [f"dir={ckpt} resume=0", f"dir={ckpt} resume=1"]
+    api.http.delete(f"/v1/jobs/{job_id}", headers=api.admin)
+    api.until_state(job_id, "cancelled")

@@ -142,6 +142,7 @@ def lose_site_and_check(up: Up, out: Path, kill: list[str], restart: list[str], 
     waited = time.monotonic() - killed
     assert all(j["site"] != site and j["state"] == "running" for j in moved.values()), moved
     assert waited <= FAILOVER_S, f"re-placed after {waited:.1f} s"
+    print(f"{site}: jobs running elsewhere {waited:.1f} s after the kill")
     for job_id in ids:
         detail = api.get(f"/v1/jobs/{job_id}").json()
         first = detail["attempt_list"][0]

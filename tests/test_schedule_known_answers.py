@@ -200,3 +200,28 @@ def test_hetero_beats_agnostic_on_completion_for_a_mixed_batch() -> None:
     real_agn = est.runtime_s[np.arange(4), agn.pool]
     real_het = est.runtime_s[np.arange(4), het.pool]
     assert real_het.mean() < real_agn.mean()
+
+
+@pytest.mark.parametrize("policy", ["objective", "hetero", "easy-backfill", "fair"])
+def test_an_offline_site_takes_nothing_and_its_only_jobs_wait_instead_of_being_rejected(policy: str) -> None:
+    """The broker marks the pools of an unreachable site offline: jobs go elsewhere, and a job only that site can
+    run waits (it is not rejected: the site may come back)."""
+    anywhere = job("anywhere", objective="fastest")  # east/h800 when everything is up
+    west_only = job("west-only", constraints={"sites": ["west"]})
+    pending = [PendingJob(s.name, s, NOW + timedelta(seconds=k)) for k, s in enumerate([anywhere, west_only])]
+    for offline, moved in ((frozenset({"east"}), "west"), (frozenset({"west"}), "east")):
+        snap = build_snapshot(
+            NETWORK, CATALOG, pending, NOW, None, slot_s=600, horizon_s=3 * 86400, offline_sites=offline
+        )
+        dec = schedule(snap, policy)
+        placed = {
+            dec.jobs[i]: snap.pools.key[dec.pool[i]].split("/")[0]
+            for i in range(len(dec.jobs))
+            if dec.action[i] in (Action.PLACE, Action.RESERVE)
+        }
+        assert placed.get("anywhere") == moved, (offline, placed)
+        i = dec.jobs.index("west-only")
+        if "west" in offline:
+            assert dec.action[i] == Action.DEFER, explain(snap, dec, i)
+        else:
+            assert placed.get("west-only") == "west"
