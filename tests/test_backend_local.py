@@ -376,3 +376,12 @@ def test_watch_calls_back_when_a_job_ends(backend: LocalBackend) -> None:
     assert not ended.wait(0.1)
     assert ended.wait(5), "no exit notice"
     assert backend.status("w").state is AttemptState.SUCCEEDED
+
+
+def test_time_limit_stops_the_job_with_exit_code_124(backend: LocalBackend) -> None:
+    backend.submit(spec("t", "echo started; sleep 30", time_limit_s=1.0))
+    started = time.monotonic()
+    st = wait_final(backend, "t", timeout=10)
+    assert st is AttemptState.FAILED and backend.status("t").exit_code == 124
+    assert time.monotonic() - started < 8
+    assert backend.logs("t") == "started\n"

@@ -21,6 +21,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import math
 import os
 import signal
 import subprocess
@@ -47,10 +48,16 @@ VISIBLE_DEVICES_VAR: dict[str, str] = {
 }
 DEFAULT_VISIBLE_DEVICES_VAR = "CUDA_VISIBLE_DEVICES"
 
-# The wrapper runs in the attempt directory; $1 is the job's command. `$$` is the session leader's pid, which is
-# the process group that cancel() signals. The exit code is renamed into place so a reader never sees it half written.
+# The wrapper runs in the attempt directory; $1 is the job's command, $2 its time limit in seconds (or empty).
+# `$$` is the session leader's pid, which is the process group that cancel() signals. A time limit runs the command
+# under coreutils `timeout` in the same process group (--foreground), so cancel still reaches all of it; a job
+# that runs out ends with exit code 124. The exit code is renamed into place so a reader never sees it half written.
 _WRAPPER = """echo $$ > pid.tmp && mv pid.tmp pid
-(cd work && exec /bin/sh -c "$1")
+if [ -n "$2" ]; then
+  (cd work && exec timeout --foreground --kill-after=30 "$2" /bin/sh -c "$1")
+else
+  (cd work && exec /bin/sh -c "$1")
+fi
 echo $? > exit_code.tmp && mv exit_code.tmp exit_code
 """
 
@@ -302,7 +309,8 @@ class LocalBackend:
         _write_atomic(d / "attempt.json", json.dumps(meta))
         self._live_attempts()[d] = meta
         (d / "spawned").touch()  # from here on, never again: at most once, and the lock makes it at least once
-        argv = ["/bin/sh", "-c", _WRAPPER, "suanli-attempt", spec.run]
+        limit = "" if spec.time_limit_s is None else str(max(1, math.ceil(spec.time_limit_s)))
+        argv = ["/bin/sh", "-c", _WRAPPER, "suanli-attempt", spec.run, limit]
         try:
             pid = self._launcher.start(argv, d, env, d / "stdout.log", d / "stderr.log", lock_fd)
         except LaunchRefused as exc:
