@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["SlurmCluster", "slurm_cluster"]
+from _services import service
 
-_REPO = Path(__file__).resolve().parent.parent
-_SERVICES = _REPO / "scripts" / "services.sh"
+__all__ = ["SlurmCluster", "slurm_cluster"]
 
 
 @dataclass(frozen=True)
@@ -35,47 +34,10 @@ class SlurmCluster:
     env: dict[str, str] = field(default_factory=dict)  # every variable of slurm.env
 
 
-def _services_dir() -> Path:
-    return Path(os.environ.get("SUANLI_SERVICES_DIR", "/tmp/suanli-services"))
-
-
-def _services(action: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(_SERVICES), action, "slurm"], capture_output=True, text=True, timeout=timeout_s, cwd=_REPO
-    )
-
-
-def _read_env(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and not key.startswith("#"):
-            values[key.strip()] = value.strip()
-    return values
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster() -> Iterator[SlurmCluster]:
-    started = False
-    try:
-        if _services("status", 30).returncode != 0:
-            started = True  # from here on, whatever `up` started is stopped at the end (also when it failed)
-            up = _services("up", 600)  # a fresh machine installs the Debian packages first
-            if up.returncode != 0:
-                pytest.fail(
-                    f"service slurm: `scripts/services.sh up slurm` failed (exit {up.returncode}):\n"
-                    f"{(up.stdout + up.stderr).strip()[-3000:]}",
-                    pytrace=False,
-                )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"service slurm: `scripts/services.sh {exc.cmd[2]} slurm` timed out after {exc.timeout:g} s")
-    env_file = _services_dir() / "slurm.env"
-    try:
-        env = _read_env(env_file)
-        keys = ("SLURM_CONF", "SUANLI_SLURM_REST_URL", "SUANLI_SLURM_USER", "SUANLI_SLURM_WORKDIR")
-        missing = [k for k in keys if k not in env]
-        if missing:
-            pytest.fail(f"service slurm: {env_file} lacks {missing}; run `scripts/services.sh up slurm` again")
+    keys = ("SLURM_CONF", "SUANLI_SLURM_REST_URL", "SUANLI_SLURM_USER", "SUANLI_SLURM_WORKDIR")
+    with service("slurm", keys) as env:
         # The env file's token may be old (an earlier `up`): take a fresh one for this session.
         token = subprocess.run(
             ["scontrol", "token", f"username={env['SUANLI_SLURM_USER']}", "lifespan=7200"],
@@ -100,6 +62,3 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
             jobcomp=env.get("SUANLI_SLURM_JOBCOMP", ""),
             env=env,
         )
-    finally:
-        if started:
-            _services("down", 120)

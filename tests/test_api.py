@@ -726,6 +726,8 @@ def test_list_filters_and_pages(api: Api) -> None:
     assert "sleeping" in r.json()["error"]["message"]
     r = api.http.get("/v1/jobs", params={"limit": 0}, headers=api.admin)
     assert (r.status_code, r.json()["error"]["field"]) == (422, "limit")
+    r = api.http.get("/v1/jobs", params={"cursor": "j_0000000000000000"}, headers=api.admin)
+    assert (r.status_code, r.json()["error"]["code"], r.json()["error"]["field"]) == (400, "invalid_cursor", "cursor")
 
 
 # -- network and quotes --------------------------------------------------------------------------------------

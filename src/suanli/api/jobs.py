@@ -93,6 +93,13 @@ def list_(
             )
     st = request.app.state.suanli
     with st.store.read() as s:
+        if cursor is not None and get_job(s, cursor, who.scope) is None:
+            raise ApiError(
+                400,
+                "invalid_cursor",
+                f"cursor {cursor!r} names no job of yours; pass a next_cursor from a page",
+                "cursor",
+            )
         jobs = list_jobs(s, who.scope, state or (), site, name, limit, cursor)
         views = [job_summary(j) for j in jobs]
     return {"jobs": views, "next_cursor": views[-1]["id"] if len(views) == limit else None}

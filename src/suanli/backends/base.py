@@ -85,3 +85,19 @@ class Backend(Protocol):
 
     def attempts(self) -> list[str]:
         """Ids of every attempt the back-end knows that may still run (for reconciling with the store)."""
+
+
+def tail(text: str, lines: int | None) -> str:
+    """The last `lines` lines of a log (all of it for None)."""
+    if lines is None:
+        return text
+    if lines <= 0:
+        return ""
+    return "".join(text.splitlines(keepends=True)[-lines:])
+
+
+def merged_logs(out: str, err: str) -> str:
+    """A job's stdout, then its stderr with each line prefixed `[stderr] ` (what `suanli logs` shows)."""
+    if out and not out.endswith("\n") and err:
+        out += "\n"
+    return out + "".join(f"[stderr] {line}" for line in err.splitlines(keepends=True))

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity
+from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity, merged_logs, tail
 from suanli.backends.exits import ExitWatcher
 from suanli.backends.spawn import Launcher, LauncherUnavailable, LaunchRefused
 from suanli.hardware.catalog import Catalog
@@ -172,16 +172,7 @@ class LocalBackend:
         d = self._dir(attempt_id)
         if not d.is_dir():
             raise BackendError(f"unknown attempt {attempt_id!r}", retryable=False)
-        out = _read_text(d / "stdout.log")
-        err = _read_text(d / "stderr.log")
-        if out and not out.endswith("\n") and err:
-            out += "\n"
-        text = out + "".join(f"[stderr] {line}" for line in err.splitlines(keepends=True))
-        if tail_lines is None:
-            return text
-        if tail_lines <= 0:
-            return ""
-        return "".join(text.splitlines(keepends=True)[-tail_lines:])
+        return tail(merged_logs(_read_text(d / "stdout.log"), _read_text(d / "stderr.log")), tail_lines)
 
     def capacity(self) -> list[PoolCapacity]:
         self._reap()

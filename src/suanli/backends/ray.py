@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity
+from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity, tail
 from suanli.spec.network import Pool
 from suanli.spec.network import RayBackend as RayConfig
 
@@ -189,11 +189,7 @@ class RayBackend:
         # Ray's own lines ("Runtime env is setting up.", "Running entrypoint for job ...") are not the job's.
         text = _RAY_LOG_LINE.sub("", text)
         text = text.replace(f"Running entrypoint for job {attempt_id}: {info.entrypoint}\n", "", 1)
-        if tail_lines is None:
-            return text
-        if tail_lines <= 0:
-            return ""
-        return "".join(text.splitlines(keepends=True)[-tail_lines:])
+        return tail(text, tail_lines)
 
     def capacity(self) -> list[PoolCapacity]:
         nodes = self._live_nodes(fresh=True)
