@@ -905,3 +905,18 @@ def test_an_attempt_after_a_lost_one_resumes_from_the_checkpoint(api: Api, tmp_p
     assert log.read_text().splitlines() == [f"dir={ckpt} resume=0", f"dir={ckpt} resume=1"]
     api.http.delete(f"/v1/jobs/{job_id}", headers=api.admin)
     api.until_state(job_id, "cancelled")
+
+
+def test_a_job_the_site_cancels_on_its_own_is_placed_again(api: Api) -> None:
+    """Only the tenant cancels a job; a site that stops one by itself (an operator's scancel, a Slurm controller
+    refusing a job id after a crash) has lost it, and it is placed again."""
+    job_id = api.submit(spec("site-cancelled", "sleep 30")).json()["id"]
+    api.until_state(job_id, "running")
+    first = api.job(job_id)["attempt_list"][0]
+    api.service.state.backends[first["site"]].cancel(first["id"])
+    again = api.until(job_id, lambda j: j["attempts"] == 2 and j["state"] == "running", timeout=20)
+    lost = again["attempt_list"][0]
+    assert lost["state"] == "lost"
+    assert any("cancelled attempt" in ((e["data"] or {}).get("reason") or "") for e in again["events"])
+    api.http.delete(f"/v1/jobs/{job_id}", headers=api.admin)
+    assert api.until_state(job_id, "cancelled")["state"] == "cancelled"

@@ -7,6 +7,7 @@ The services are started by the session fixtures (scripts/services.sh); the test
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,10 +26,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "scripts" / "services.sh"
 FINAL = ("succeeded", "failed", "cancelled", "rejected")
 FAILOVER_S = 30.0  # the goal: a lost site's jobs re-placed within this
+SLURM_ENV: dict[str, str] = {}
 
 
 def network_file(tmp_path: Path, slurm: SlurmCluster, ray: RayCluster) -> Path:
     """examples/real-backends.yaml pointed at the services of this test session."""
+    SLURM_ENV.update(os.environ, SLURM_CONF=slurm.conf)
     net = yaml.safe_load((ROOT / "examples" / "real-backends.yaml").read_text())
     for site in net["sites"]:
         b = site["backend"]
@@ -137,10 +140,26 @@ def lose_site_and_check(up: Up, out: Path, kill: list[str], restart: list[str], 
     running = until(api, ids, lambda j: j["state"] == "running", timeout_s=60)
     assert all(j["state"] == "running" and j["site"] == site for j in running.values()), running
     subprocess.run(kill, check=False, capture_output=True)
+    try:
+        moved_and_finished_once(api, ids, out, site)
+    finally:
+        subprocess.run(restart, check=True, capture_output=True, timeout=180)
+    time.sleep(8)  # the service's return is noticed and what it still holds of moved attempts is cancelled
+    if "slurm" in site:
+        # A controller killed with SIGKILL restarts from state saved a moment earlier and may hand out a job id a
+        # node still runs: Slurm drains that node ("Duplicate jobid"). Leave the cluster whole for the next test.
+        subprocess.run(["scontrol", "update", "nodename=ALL", "state=resume"], capture_output=True, env=SLURM_ENV)
+    lines = out.read_text().split()
+    assert sorted(lines) == sorted(ids), f"runs: {lines}"  # each job's effect exactly once, also after the return
+
+
+def moved_and_finished_once(api: httpx.Client, ids: list[str], out: Path, site: str) -> None:
     killed = time.monotonic()
     moved = until(api, ids, lambda j: j["state"] == "running" and j["site"] not in (None, site), FAILOVER_S + 15)
     waited = time.monotonic() - killed
-    assert all(j["site"] != site and j["state"] == "running" for j in moved.values()), moved
+    assert all(j["site"] != site and j["state"] == "running" for j in moved.values()), {
+        i: (j["state"], j["site"], j["reason"]) for i, j in moved.items()
+    }
     assert waited <= FAILOVER_S, f"re-placed after {waited:.1f} s"
     print(f"{site}: jobs running elsewhere {waited:.1f} s after the kill")
     for job_id in ids:
@@ -150,11 +169,10 @@ def lose_site_and_check(up: Up, out: Path, kill: list[str], restart: list[str], 
         failovers = [e for e in detail["events"] if e["kind"] == "failover"]
         assert len(failovers) == 1 and failovers[0]["data"]["site"] == site and failovers[0]["data"]["why"]
     done = until(api, ids, finished, timeout_s=120)
-    assert all(j["state"] == "succeeded" for j in done.values()), done
-    subprocess.run(restart, check=True, capture_output=True, timeout=120)
-    time.sleep(8)  # the service's return is noticed and what it still holds of moved attempts is cancelled
-    lines = out.read_text().split()
-    assert sorted(lines) == sorted(ids), f"runs: {lines}"  # each job's effect exactly once
+    assert all(j["state"] == "succeeded" for j in done.values()), {
+        i: (j["state"], j["reason"]) for i, j in done.items()
+    }
+    assert sorted(out.read_text().split()) == sorted(ids)
 
 
 def test_killing_slurmctld_moves_its_jobs_within_30_s_and_each_finishes_once(up: Up, tmp_path: Path) -> None:

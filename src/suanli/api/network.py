@@ -23,12 +23,13 @@ def sites(who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str
     for site in st.network.sites:
         curves = st.broker.curves(site.id)
         backend = st.backends.get(site.id)
-        # Health and capacity as the broker's probes last saw them: this answer never waits on a site.
+        # Health as the broker tracks it. Capacity is asked of the site now (bounded by its back-end's timeout),
+        # except of an unreachable site, whose capacity is shown as its last probe saw it.
         tracked = st.broker.health.sites.get(site.id)
         health = tracked.view() if tracked is not None else {"state": "unreachable", "message": "no back-end"}
         capacity: dict[str, Any] = {c.pool: c for c in tracked.capacity} if tracked is not None else {}
-        if backend is not None and not capacity and health["state"] != "unreachable":
-            try:  # not probed yet (the loop has just started)
+        if backend is not None and health["state"] != "unreachable":
+            try:
                 capacity = {c.pool: c for c in backend.capacity()}
             except BackendError as exc:
                 health = {**health, "state": "degraded", "message": str(exc)}

@@ -314,9 +314,17 @@ class Broker:
             reason = None if to == JobState.SUCCEEDED else f"exit code {status.exit_code}"
             transition(s, job, to, reason, {"attempt": attempt.id, "exit_code": status.exit_code})
             stats.finished += 1
-        elif status.state == AttemptState.CANCELLED:
+        elif status.state == AttemptState.CANCELLED and job.cancel_requested:
             attempt.state = "cancelled"
             transition(s, job, JobState.CANCELLED, "cancelled at the site")
+        elif status.state == AttemptState.CANCELLED:
+            # Stopped by the site without the tenant asking (an operator, or e.g. Slurm refusing a job id it
+            # still holds after a controller crash): the site lost it, and it is placed again.
+            attempt.state = "lost"
+            self._requeue(
+                s, job, JobState.SITE_LOST, f"site {attempt.site} cancelled attempt {attempt.id} without being asked"
+            )
+            stats.requeued += 1
         else:  # LOST
             attempt.state = "lost"
             self._requeue(
