@@ -108,6 +108,8 @@ class Broker:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._health is not None:
+            self._health.close()
 
     def _run(self) -> None:
         last = 0.0
