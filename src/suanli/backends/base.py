@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class AttemptState(StrEnum):
@@ -101,3 +101,11 @@ def merged_logs(out: str, err: str) -> str:
     if out and not out.endswith("\n") and err:
         out += "\n"
     return out + "".join(f"[stderr] {line}" for line in err.splitlines(keepends=True))
+
+
+def pool_of(pools: dict[str, Any], site: str, pool_id: str) -> Any:
+    """A site's pool by id, or the non-retryable error that names the pools it has."""
+    pool = pools.get(pool_id)
+    if pool is None:
+        raise BackendError(f"site {site!r} has no pool {pool_id!r}; known: {', '.join(sorted(pools))}", retryable=False)
+    return pool

@@ -31,8 +31,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity, merged_logs, tail
+from suanli.backends.base import (
+    AttemptState,
+    AttemptStatus,
+    BackendError,
+    LaunchSpec,
+    PoolCapacity,
+    merged_logs,
+    pool_of,
+    tail,
+)
 from suanli.backends.exits import ExitWatcher
+from suanli.backends.files import read_int, read_text, write_atomic
 from suanli.backends.spawn import Launcher, LauncherUnavailable, LaunchRefused
 from suanli.hardware.catalog import Catalog
 from suanli.spec.network import Pool
@@ -90,18 +100,13 @@ class LocalBackend:
         and fills the freed capacity without waiting for its next poll."""
         self._exits.listen(callback)
         for d in self._live_attempts():  # jobs started before a restart
-            if (pid := _read_int(d / "pid")) is not None:
+            if (pid := read_int(d / "pid")) is not None:
                 self._exits.add(pid)
 
     # -- Backend protocol --------------------------------------------------------------------------------------
 
     def submit(self, spec: LaunchSpec) -> None:
-        pool = self.pools.get(spec.pool)
-        if pool is None:
-            raise BackendError(
-                f"site {self.site!r} has no pool {spec.pool!r}; known: {', '.join(sorted(self.pools))}",
-                retryable=False,
-            )
+        pool = pool_of(self.pools, self.site, spec.pool)
         d = self._dir(spec.attempt_id)
         with self._lock:
             if (d / "spawned").exists():
@@ -132,7 +137,7 @@ class LocalBackend:
         if not d.is_dir():
             return AttemptStatus(AttemptState.LOST, message="unknown attempt")
         started_at = self._meta(d).get("started_at")
-        code = _read_int(d / "exit_code")
+        code = read_int(d / "exit_code")
         if code is not None:
             if self._live is not None:  # what the broker learns has ended frees its share at once
                 self._live.pop(d, None)
@@ -166,13 +171,13 @@ class LocalBackend:
         # Sweep what is left of the group: a descendant that closed its copy of the lock fd would survive unseen.
         _killpg(pgid, signal.SIGKILL)
         if not (d / "exit_code").exists():  # the wrapper died with the group; make the state final
-            _write_atomic(d / "exit_code", f"{128 + signalled}\n")
+            write_atomic(d / "exit_code", f"{128 + signalled}\n")
 
     def logs(self, attempt_id: str, tail_lines: int | None = None) -> str:
         d = self._dir(attempt_id)
         if not d.is_dir():
             raise BackendError(f"unknown attempt {attempt_id!r}", retryable=False)
-        return tail(merged_logs(_read_text(d / "stdout.log"), _read_text(d / "stderr.log")), tail_lines)
+        return tail(merged_logs(read_text(d / "stdout.log"), read_text(d / "stderr.log")), tail_lines)
 
     def capacity(self) -> list[PoolCapacity]:
         self._reap()
@@ -297,7 +302,7 @@ class LocalBackend:
             "memory_gb": spec.memory_gb,
             "started_at": time.time(),
         }
-        _write_atomic(d / "attempt.json", json.dumps(meta))
+        write_atomic(d / "attempt.json", json.dumps(meta))
         self._live_attempts()[d] = meta
         (d / "spawned").touch()  # from here on, never again: at most once, and the lock makes it at least once
         limit = "" if spec.time_limit_s is None else str(max(1, math.ceil(spec.time_limit_s)))
@@ -362,7 +367,7 @@ class LocalBackend:
         # Re-attached: the wrapper writes its pid first thing; give a just-spawned one a moment.
         pid_file = self._dir(attempt_id) / "pid"
         for _ in range(50):
-            if (pid := _read_int(pid_file)) is not None:
+            if (pid := read_int(pid_file)) is not None:
                 return pid
             time.sleep(0.02)
         return None
@@ -402,23 +407,3 @@ def _lock_held(d: Path) -> bool:
 def _killpg(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # not the wrapper's tmp name
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""

@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity, tail
+from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity, pool_of, tail
 from suanli.spec.network import Pool
 from suanli.spec.network import RayBackend as RayConfig
 
@@ -86,12 +86,7 @@ class RayBackend:
     # -- Backend protocol --------------------------------------------------------------------------------------
 
     def submit(self, spec: LaunchSpec) -> None:
-        pool = self.pools.get(spec.pool)
-        if pool is None:
-            raise BackendError(
-                f"site {self.site!r} has no pool {spec.pool!r}; known: {', '.join(sorted(self.pools))}",
-                retryable=False,
-            )
+        pool = pool_of(self.pools, self.site, spec.pool)
         request = self._request(pool, spec)
         env = {
             **spec.env,

@@ -35,7 +35,17 @@ from typing import Any
 
 import httpx
 
-from suanli.backends.base import AttemptState, AttemptStatus, BackendError, LaunchSpec, PoolCapacity, merged_logs, tail
+from suanli.backends.base import (
+    AttemptState,
+    AttemptStatus,
+    BackendError,
+    LaunchSpec,
+    PoolCapacity,
+    merged_logs,
+    pool_of,
+    tail,
+)
+from suanli.backends.files import read_int, read_text, write_atomic
 from suanli.spec.network import Pool
 from suanli.spec.network import SlurmBackend as SlurmConfig
 
@@ -180,22 +190,17 @@ class SlurmBackend:
     # -- Backend protocol --------------------------------------------------------------------------------------
 
     def submit(self, spec: LaunchSpec) -> None:
-        pool = self.pools.get(spec.pool)
-        if pool is None:
-            raise BackendError(
-                f"site {self.site!r} has no pool {spec.pool!r}; known: {', '.join(sorted(self.pools))}",
-                retryable=False,
-            )
+        pool_of(self.pools, self.site, spec.pool)  # an unknown pool is refused before anything is written
         d = self._dir(spec.attempt_id)
         req = self._request(spec, d)
         d.mkdir(parents=True, exist_ok=True)
         with _flocked(d / "submit.lock"):
-            if _read_int(d / "slurm_job_id") is not None:
+            if read_int(d / "slurm_job_id") is not None:
                 return  # submitted before: never again
             # The broker may have died between Slurm's answer and our writing it down: Slurm knows by name.
             found = self._find(spec.attempt_id, fresh=True)
             if found is not None and not _refused(found):
-                _write_atomic(d / "slurm_job_id", f"{found['job_id']}\n")
+                write_atomic(d / "slurm_job_id", f"{found['job_id']}\n")
                 return
             self._prepare(d, req)
             try:
@@ -211,12 +216,12 @@ class SlurmBackend:
                 if found is None or _refused(found):
                     raise
                 job_id = int(found["job_id"])
-            _write_atomic(d / "slurm_job_id", f"{job_id}\n")
+            write_atomic(d / "slurm_job_id", f"{job_id}\n")
             self._snapshot = None
 
     def status(self, attempt_id: str) -> AttemptStatus:
         d = self._dir(attempt_id)
-        job_id = _read_int(d / "slurm_job_id")
+        job_id = read_int(d / "slurm_job_id")
         job = self._job(attempt_id, job_id)
         if job is not None:
             return _decode(job)
@@ -242,7 +247,7 @@ class SlurmBackend:
             if not d.is_dir():
                 result[attempt_id] = AttemptStatus(AttemptState.LOST, message="never handed to Slurm")
                 continue
-            _write_atomic(d / "fence", "moved to another site\n")
+            write_atomic(d / "fence", "moved to another site\n")
             if not (d / "started").exists():
                 result[attempt_id] = AttemptStatus(AttemptState.LOST, message="fenced before it started")
             else:
@@ -251,7 +256,7 @@ class SlurmBackend:
         while waiting:
             for attempt_id in list(waiting):
                 d = self._dir(attempt_id)
-                code = _read_int(d / "exit_code")
+                code = read_int(d / "exit_code")
                 if code is not None:
                     state = AttemptState.SUCCEEDED if code == 0 else AttemptState.FAILED
                     result[attempt_id] = AttemptStatus(state, exit_code=code, message="finished before its fence")
@@ -269,7 +274,7 @@ class SlurmBackend:
 
     def cancel(self, attempt_id: str) -> None:
         d = self._dir(attempt_id)
-        job = self._job(attempt_id, _read_int(d / "slurm_job_id"), fresh=True)
+        job = self._job(attempt_id, read_int(d / "slurm_job_id"), fresh=True)
         if job is None or _base_state(job) not in _LIVE:
             return  # unknown or finished: nothing to stop
         self._t.cancel(int(job["job_id"]))
@@ -279,7 +284,7 @@ class SlurmBackend:
         d = self._dir(attempt_id)
         if not d.is_dir():
             raise BackendError(f"unknown attempt {attempt_id!r}", retryable=False)
-        return tail(merged_logs(_read_text(d / "stdout.log"), _read_text(d / "stderr.log")), tail_lines)
+        return tail(merged_logs(read_text(d / "stdout.log"), read_text(d / "stderr.log")), tail_lines)
 
     def capacity(self) -> list[PoolCapacity]:
         nodes = self._t.nodes()
@@ -388,7 +393,7 @@ class SlurmBackend:
 
     def _prepare(self, d: Path, req: _Request) -> None:
         (d / "work").mkdir(exist_ok=True)
-        _write_atomic(d / "job.sh", req.script)
+        write_atomic(d / "job.sh", req.script)
         if self.rest:
             # REST jobs run as the token's user, who must be able to write the output and work directories.
             user = self.config.user or ""
@@ -851,23 +856,3 @@ def _flocked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")
-    except FileNotFoundError:
-        return ""
