@@ -212,7 +212,7 @@ def sites(as_json: bool = JSON) -> None:
                 s["id"] if k == 0 else "",
                 s["kind"] if k == 0 else "",
                 s["province"] if k == 0 else "",
-                s["health"] if k == 0 else "",
+                _health(s) if k == 0 else "",
                 p["id"],
                 p["hardware"],
                 f"{p['devices_free']}/{p['devices_total']}" if p["devices_free"] is not None else "—",
@@ -221,6 +221,15 @@ def sites(as_json: bool = JSON) -> None:
                 fmt(s["carbon_kg_per_kwh_now"]) if k == 0 else "",
             )
     out.print(t)
+    for s in data:
+        detail = s.get("health_detail") or {}
+        if s["health"] != "healthy" and detail.get("message"):
+            err.print(f"{s['id']}: {s['health']}: {detail['message']}", highlight=False)
+
+
+def _health(site: dict[str, Any]) -> str:
+    colour = {"healthy": "green", "degraded": "yellow", "unreachable": "red"}.get(site["health"], "")
+    return f"[{colour}]{site['health']}[/{colour}]" if colour else site["health"]
 
 
 @api_errors
