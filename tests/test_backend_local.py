@@ -385,3 +385,19 @@ def test_time_limit_stops_the_job_with_exit_code_124(backend: LocalBackend) -> N
     assert st is AttemptState.FAILED and backend.status("t").exit_code == 124
     assert time.monotonic() - started < 8
     assert backend.logs("t") == "started\n"
+
+
+def test_prune_removes_attempts_that_ended_long_ago_and_nothing_else(tmp_path: Path) -> None:
+    backend = LocalBackend("site-a", [pool()], tmp_path, keep_days=1)
+    backend.submit(spec("old", "echo old"))
+    backend.submit(spec("recent", "echo recent"))
+    backend.submit(spec("running", "sleep 30"))
+    assert wait_final(backend, "old") is AttemptState.SUCCEEDED
+    assert wait_final(backend, "recent") is AttemptState.SUCCEEDED
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(tmp_path / "attempts" / "old" / "exit_code", (two_days_ago, two_days_ago))
+    assert backend.prune() == 1
+    assert not (tmp_path / "attempts" / "old").exists()
+    assert backend.logs("recent") == "recent\n"
+    assert backend.status("running").state is AttemptState.RUNNING
+    backend.cancel("running")

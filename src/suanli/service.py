@@ -39,9 +39,8 @@ def make_backends(network: NetworkSpec, catalog: Catalog, home: Path, source: st
             if cfg.type == "local":
                 from suanli.backends.local import LocalBackend
 
-                backends[site.id] = LocalBackend(
-                    site.id, site.pools, Path(cfg.workdir) if cfg.workdir else root, catalog
-                )
+                workdir = Path(cfg.workdir) if cfg.workdir else root
+                backends[site.id] = LocalBackend(site.id, site.pools, workdir, catalog, cfg.keep_days)
             elif cfg.type == "slurm":
                 from suanli.backends.slurm import SlurmBackend
 

@@ -23,6 +23,7 @@ import fcntl
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -76,8 +77,11 @@ LIVE_SWEEP_S = 0.05  # see _live_attempts
 
 
 class LocalBackend:
-    def __init__(self, site_id: str, pools: list[Pool], root: Path, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self, site_id: str, pools: list[Pool], root: Path, catalog: Catalog | None = None, keep_days: float = 7.0
+    ) -> None:
         self.site = site_id
+        self.keep_s = keep_days * 86400.0
         self.pools = {p.id: p for p in pools}
         self.root = Path(root)
         self._catalog = catalog
@@ -90,6 +94,21 @@ class LocalBackend:
         self._live: dict[Path, dict[str, Any]] | None = None
         self._swept = 0.0  # monotonic time of the last liveness sweep of _live
         self._exits = ExitWatcher()
+
+    def prune(self) -> int:
+        """Remove the directories of attempts that ended more than keep_days ago (their logs go with them); the
+        number removed. An attempt that still runs, or whose end is unknown, is never touched."""
+        cutoff = time.time() - self.keep_s
+        removed = 0
+        for d in self._attempt_dirs():
+            try:
+                ended = (d / "exit_code").stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if ended < cutoff and not _lock_held(d):
+                shutil.rmtree(d, ignore_errors=True)
+                removed += 1
+        return removed
 
     def close(self) -> None:
         """Let the launcher helper go (jobs keep running)."""

@@ -49,6 +49,7 @@ SCHEDULE_WINDOW = 500  # queued jobs a tick considers (by priority, then age) be
 FULL_PASS_S = 10.0  # how often a tick considers the whole queue: at least this, and at least
 FULL_PASS_SHARE = 0.1  # ... so often that full passes take at most this share of the broker's time
 MAX_ATTEMPTS = 3
+PRUNE_EVERY_S = 3600.0  # how often back-ends drop the files of attempts that ended long ago
 LIVE_ATTEMPT = ("starting", "running")
 FINISHED = (AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.CANCELLED)
 TIME_LIMIT_FACTOR = 3.0  # the site's time limit: this many times the estimated runtime ...
@@ -84,6 +85,7 @@ class Broker:
     _last_full_pass: float = field(default=float("-inf"), repr=False)
     _full_pass_s: float = field(default=0.0, repr=False)  # how long the last full pass took
     _health: HealthTracker | None = field(default=None, repr=False)
+    _last_prune: float = field(default=float("-inf"), repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -130,6 +132,7 @@ class Broker:
 
     def tick(self) -> TickStats:
         stats = TickStats()
+        self.prune()
         self.check_health(stats)
         self.reconcile(stats)
         self.cancel_requested()
@@ -163,6 +166,20 @@ class Broker:
         if self._health is None:
             self._health = HealthTracker(self.backends)
         return self._health
+
+    def prune(self) -> None:
+        """Let back-ends that keep files of finished attempts drop the old ones, at most every PRUNE_EVERY_S."""
+        if time.monotonic() - self._last_prune < PRUNE_EVERY_S:
+            return
+        self._last_prune = time.monotonic()
+        for site, backend in self.backends.items():
+            prune = getattr(backend, "prune", None)
+            if prune is not None:
+                try:
+                    if removed := prune():
+                        log.info("site %s: removed %d old attempt directories", site, removed)
+                except OSError as exc:
+                    log.warning("site %s: pruning old attempts: %s", site, exc)
 
     # -- 0. site health and failover -----------------------------------------------------------------------
 

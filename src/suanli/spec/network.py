@@ -155,6 +155,9 @@ class Pool(StrictModel):
 class LocalBackend(StrictModel):
     type: Literal["local"]
     workdir: str | None = None
+    keep_days: float = Field(
+        7.0, gt=0, le=3650, description="how long a finished attempt's directory, with its logs, is kept"
+    )
 
 
 # A partition or gres type name as Slurm writes them (no spaces, commas or colons: they would split a --gres).
