@@ -73,6 +73,13 @@ class HealthTracker:
         self._last_probe = float("-inf")
         self._pool = cf.ThreadPoolExecutor(max_workers=max(1, len(backends)), thread_name_prefix="suanli-probe")
         self._inflight: dict[str, tuple[float, cf.Future[list[PoolCapacity]]]] = {}  # site -> (sent, answer)
+        self._suspect: set[str] = set()
+
+    @property
+    def suspect(self) -> frozenset[str]:
+        """Sites whose last call failed (or that are unreachable): the loop leaves them to the probes, which run
+        beside it, instead of waiting on a timeout per call in every tick."""
+        return frozenset(self._suspect)
 
     @property
     def unreachable(self) -> frozenset[str]:
@@ -109,11 +116,13 @@ class HealthTracker:
         """A good answer from the site (a probe or any other call)."""
         h = self.sites[site]
         h.last_ok = self.clock()
+        self._suspect.discard(site)
         return self._set(h, Health.DEGRADED if note else Health.HEALTHY, note)
 
     def failed(self, site: str, message: str) -> list[Change]:
         """A failed call to the site."""
         h = self.sites[site]
+        self._suspect.add(site)
         silent = self.clock() - (h.last_ok if h.last_ok is not None else h.since)
         if silent >= self.unreachable_after_s:
             return self._set(h, Health.UNREACHABLE, f"no good answer for {silent:.0f} s: {message}")

@@ -232,6 +232,9 @@ class Broker:
                 attempt.message = reason
                 attempt.finished_at = self.clock()
                 transition(s, job, JobState.SITE_LOST, reason, {"attempt": attempt_id, "site": site})
+                if job.cancel_requested:  # the tenant wanted it stopped: it is, as far as can be known
+                    transition(s, job, JobState.CANCELLED, f"cancelled by the tenant; {reason}")
+                    continue
                 job.site = job.pool = None
                 job.not_before = None  # placed again at once, elsewhere: the site is offline to the scheduler
                 transition(s, job, JobState.QUEUED, f"failover: to be placed away from {site}")
@@ -271,7 +274,7 @@ class Broker:
             rows = s.scalars(select(Attempt).where(Attempt.state.in_(["starting", "running"])))
             live = [(a.id, a.site, a.job_id) for a in rows]
         answers: dict[str, AttemptStatus] = {}
-        offline, failing = self.health.unreachable, set[str]()
+        offline, failing = self.health.unreachable, set(self.health.suspect)
         for attempt_id, site, _ in live:
             backend = self._backend(site)
             if backend is None:
@@ -367,7 +370,7 @@ class Broker:
         """Attempts a back-end runs that the store does not count as live are reported, not touched."""
         known = {a for a, _, _ in live}
         for site, backend in self.backends.items():
-            if site in self.health.unreachable:
+            if site in self.health.suspect:
                 continue
             try:
                 running = backend.attempts()
@@ -403,6 +406,8 @@ class Broker:
                 site = attempt.site if attempt is not None and attempt.state in ("starting", "running") else None
                 attempt_id = attempt.id if attempt is not None else None
             if site is not None and attempt_id is not None:
+                if site in self.health.suspect:
+                    continue  # asked again once the site answers; if it is lost, the failover cancels the job
                 backend = self._backend(site)
                 if backend is not None:
                     try:
@@ -586,7 +591,7 @@ class Broker:
         if not work:
             return
         outcomes: list[tuple[str, str, str, BackendError | None]] = []
-        offline = self.health.unreachable
+        offline, suspect = self.health.unreachable, self.health.suspect
         for job_id, attempt_id, site, pool, hardware, spec, number, estimate in work:
             backend = self._backend(site)
             error: BackendError | None = None
@@ -594,6 +599,8 @@ class Broker:
                 error = BackendError(f"site {site} has no back-end", retryable=False)
             elif site in offline:
                 error = BackendError(f"site {site} is unreachable", retryable=True)
+            elif site in suspect:
+                continue  # stays placed: handed over once the site answers, or moved if it is lost
             else:
                 try:
                     backend.submit(_launch_spec(attempt_id, job_id, pool, hardware, spec, number, estimate))
