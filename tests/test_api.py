@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 import suanli.api.submissions as submissions
 from suanli.api.app import create_app
+from suanli.backends.base import LaunchSpec
 from suanli.cli.spec_cmds import network_and_catalog
 from suanli.client import ApiError, Client
 from suanli.service import Service, build_service
@@ -920,3 +921,18 @@ def test_a_job_the_site_cancels_on_its_own_is_placed_again(api: Api) -> None:
     assert any("cancelled attempt" in ((e["data"] or {}).get("reason") or "") for e in again["events"])
     api.http.delete(f"/v1/jobs/{job_id}", headers=api.admin)
     assert api.until_state(job_id, "cancelled")["state"] == "cancelled"
+
+
+def test_an_attempt_a_site_runs_that_the_store_does_not_know_is_reported_once(api: Api) -> None:
+    backend = api.service.state.backends["local-hpc"]
+    backend.submit(LaunchSpec(attempt_id="intruder", job_id="nobody", pool="cpu", hardware="x", run="sleep 30"))
+    try:
+        for _ in range(3):
+            api.service.state.broker._last_stray_check = float("-inf")  # each tick compares, as every 30 s
+            api.tick()
+        with api.service.state.store.read() as s:
+            events = [json.loads(e.data) for e in s.scalars(select(Event).where(Event.kind == "stray-attempt"))]
+        assert events == [{"site": "local-hpc", "attempt": "intruder", "store_state": None}]
+        assert backend.status("intruder").state.value == "running"  # reported, not touched
+    finally:
+        backend.cancel("intruder")

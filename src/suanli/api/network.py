@@ -24,11 +24,11 @@ def sites(who: Annotated[Caller, Depends(caller)], request: Request) -> dict[str
         curves = st.broker.curves(site.id)
         backend = st.backends.get(site.id)
         # Health as the broker tracks it. Capacity is asked of the site now (bounded by its back-end's timeout),
-        # except of an unreachable site, whose capacity is shown as its last probe saw it.
+        # except of a site whose last call failed, whose capacity is shown as its last good probe saw it.
         tracked = st.broker.health.sites.get(site.id)
         health = tracked.view() if tracked is not None else {"state": "unreachable", "message": "no back-end"}
         capacity: dict[str, Any] = {c.pool: c for c in tracked.capacity} if tracked is not None else {}
-        if backend is not None and health["state"] != "unreachable":
+        if backend is not None and site.id not in st.broker.health.suspect:
             try:
                 capacity = {c.pool: c for c in backend.capacity()}
             except BackendError as exc:

@@ -66,6 +66,10 @@ class BackendError(Exception):
 
 
 class Backend(Protocol):
+    """What every back-end does. Some also offer, and the broker uses when present: `watch(callback)` (call back
+    when a job ends), `fence(attempt_ids)` (stop attempts without the site's scheduler, for failover), `prune()`
+    (drop the files of attempts that ended long ago) and `close()`."""
+
     site: str
 
     def submit(self, spec: LaunchSpec) -> None:

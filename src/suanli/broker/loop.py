@@ -49,6 +49,7 @@ SCHEDULE_WINDOW = 500  # queued jobs a tick considers (by priority, then age) be
 FULL_PASS_S = 10.0  # how often a tick considers the whole queue: at least this, and at least
 FULL_PASS_SHARE = 0.1  # ... so often that full passes take at most this share of the broker's time
 MAX_ATTEMPTS = 3
+STRAY_CHECK_S = 30.0  # how often the sites' lists of attempts are compared with the store
 PRUNE_EVERY_S = 3600.0  # how often back-ends drop the files of attempts that ended long ago
 LIVE_ATTEMPT = ("starting", "running")
 FINISHED = (AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.CANCELLED)
@@ -86,6 +87,8 @@ class Broker:
     _full_pass_s: float = field(default=0.0, repr=False)  # how long the last full pass took
     _health: HealthTracker | None = field(default=None, repr=False)
     _last_prune: float = field(default=float("-inf"), repr=False)
+    _last_stray_check: float = field(default=float("-inf"), repr=False)
+    _strays: dict[str, set[str]] = field(default_factory=dict, repr=False)  # by site: reported, still running
     _wake: threading.Event = field(default_factory=threading.Event, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -274,22 +277,21 @@ class Broker:
             rows = s.scalars(select(Attempt).where(Attempt.state.in_(["starting", "running"])))
             live = [(a.id, a.site, a.job_id) for a in rows]
         answers: dict[str, AttemptStatus] = {}
-        offline, failing = self.health.unreachable, set(self.health.suspect)
+        suspect = set(self.health.suspect)  # not answering (unreachable ones included): left to the probes
         for attempt_id, site, _ in live:
             backend = self._backend(site)
             if backend is None:
                 answers[attempt_id] = AttemptStatus(AttemptState.LOST, message=f"site {site} has no back-end")
                 continue
-            if site in offline or site in failing:
-                continue  # moved away (its return is noticed by its probes), or not answering this tick
+            if site in suspect:
+                continue
             try:
                 answers[attempt_id] = backend.status(attempt_id)
             except BackendError as exc:
                 log.warning("status of %s at %s: %s", attempt_id, site, exc)
-                failing.add(site)  # one timeout per site and tick, not one per attempt
+                suspect.add(site)  # one timeout per site and tick, not one per attempt
                 for change in self.health.failed(site, str(exc)):
                     self._on_health_change(change, stats)
-                offline = self.health.unreachable
         changed = {a: st for a, st in answers.items() if st.state != AttemptState.PENDING}
         if changed:
             # One transaction for the whole batch, its rows fetched in bulk and flushed once at commit.
@@ -367,28 +369,37 @@ class Broker:
         transition(s, job, JobState.QUEUED, reason)
 
     def _report_strays(self, live: list[tuple[str, str, str]]) -> None:
-        """Attempts a back-end runs that the store does not count as live are reported, not touched."""
+        """Attempts a back-end runs that the store does not know, or does not count as live, are reported (once
+        each), not touched. Listing a site's attempts can be costly (Ray lists every job it kept): at most every
+        STRAY_CHECK_S."""
+        if time.monotonic() - self._last_stray_check < STRAY_CHECK_S:
+            return
+        self._last_stray_check = time.monotonic()
         known = {a for a, _, _ in live}
         for site, backend in self.backends.items():
             if site in self.health.suspect:
                 continue
             try:
-                running = backend.attempts()
+                running = set(backend.attempts())
             except BackendError:
                 continue
-            strays = [a for a in running if a not in known]
-            if strays:
-                with self.store.tx() as s:
-                    for a in strays:
-                        row = s.get(Attempt, a)
-                        if row is None or row.state in ("starting", "running"):
-                            continue
-                        add_event(
-                            s,
-                            "stray-attempt",
-                            row.job_id if row else None,
-                            {"site": site, "attempt": a, "store_state": row.state if row else None},
-                        )
+            reported = self._strays.setdefault(site, set())
+            reported &= running  # forget what has ended
+            strays = sorted(running - known - reported)
+            if not strays:
+                continue
+            with self.store.tx() as s:
+                for a in strays:
+                    row = s.get(Attempt, a)
+                    if row is not None and row.state in LIVE_ATTEMPT:
+                        continue  # became live after the snapshot of this tick
+                    add_event(
+                        s,
+                        "stray-attempt",
+                        row.job_id if row is not None else None,
+                        {"site": site, "attempt": a, "store_state": row.state if row is not None else None},
+                    )
+                    reported.add(a)
 
     # -- 2. cancellations ----------------------------------------------------------------------------------
 
@@ -591,16 +602,14 @@ class Broker:
         if not work:
             return
         outcomes: list[tuple[str, str, str, BackendError | None]] = []
-        offline, suspect = self.health.unreachable, self.health.suspect
+        suspect = self.health.suspect
         for job_id, attempt_id, site, pool, hardware, spec, number, estimate in work:
             backend = self._backend(site)
             error: BackendError | None = None
             if backend is None:
                 error = BackendError(f"site {site} has no back-end", retryable=False)
-            elif site in offline:
-                error = BackendError(f"site {site} is unreachable", retryable=True)
             elif site in suspect:
-                continue  # stays placed: handed over once the site answers, or moved if it is lost
+                continue  # stays placed: handed over once the site answers, or moved by its failover
             else:
                 try:
                     backend.submit(_launch_spec(attempt_id, job_id, pool, hardware, spec, number, estimate))
