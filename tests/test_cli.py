@@ -247,3 +247,22 @@ def test_client_commands_without_a_server_say_so(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("SUANLI_TOKEN", "sl_x_y")
     result = run("jobs")
     assert result.exit_code == 1 and "cannot reach suanli at http://127.0.0.1:1" in result.stderr
+
+
+def test_up_names_a_back_end_that_maps_pools_the_site_does_not_have(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    monkeypatch.setenv("SUANLI_HOME", str(tmp_path))
+    net = yaml.safe_load((ROOT / "examples" / "real-backends.yaml").read_text())
+    net["sites"][0]["backend"]["gres_types"] = {"h100": "h100"}
+    net["sites"][1]["backend"]["accelerator_resources"] = {"b200": "GPU_B200"}
+    bad = tmp_path / "net.yaml"
+    bad.write_text(yaml.safe_dump(net))
+    result = run("up", "--network", str(bad), "--port", "1")
+    assert result.exit_code == 2
+    text = " ".join(result.stderr.split())
+    assert "sites[0].backend:" in text and "'h100'" in text and "known: a100, cpu" in text
+    assert "sites[1].backend:" in text and "b200" in text
+    assert not (tmp_path / "suanli.db").exists()

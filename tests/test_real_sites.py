@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "scripts" / "services.sh"
 FINAL = ("succeeded", "failed", "cancelled", "rejected")
 FAILOVER_S = 30.0  # the goal: a lost site's jobs re-placed within this
-SLURM_ENV: dict[str, str] = {}
 
 
 def network_file(tmp_path: Path, slurm: SlurmCluster, ray: RayCluster) -> Path:
     """examples/real-backends.yaml pointed at the services of this test session."""
-    SLURM_ENV.update(os.environ, SLURM_CONF=slurm.conf)
     net = yaml.safe_load((ROOT / "examples" / "real-backends.yaml").read_text())
     for site in net["sites"]:
         b = site["backend"]
@@ -131,9 +129,18 @@ def test_every_workload_class_runs_on_slurm_and_on_ray(up: Up) -> None:
 # -- losing a site ----------------------------------------------------------------------------------------------
 
 
-def lose_site_and_check(up: Up, out: Path, kill: list[str], restart: list[str], site: str, devices: int) -> None:
+def lose_site_and_check(
+    up: Up,
+    out: Path,
+    kill: list[str],
+    restart: list[str],
+    site: str,
+    devices: int,
+    after_return: Callable[[], object] | None = None,
+) -> None:
     """Jobs running at `site`; `kill` stops its scheduler; each job must be running elsewhere within FAILOVER_S
-    and finish exactly once; `restart` brings the service back, and nothing runs twice afterwards."""
+    and finish exactly once; `restart` brings the service back, and nothing runs twice afterwards.
+    `after_return` tidies the service for the next test."""
     api = up.client()
     spec = job("long", f"sleep 30; echo $SUANLI_JOB_ID >> {out}", "ai-training" if devices else "hpc", devices)
     ids = [submit(api, {**spec, "name": f"long-{k}"}) for k in range(3)]
@@ -145,10 +152,8 @@ def lose_site_and_check(up: Up, out: Path, kill: list[str], restart: list[str], 
     finally:
         subprocess.run(restart, check=True, capture_output=True, timeout=180)
     time.sleep(8)  # the service's return is noticed and what it still holds of moved attempts is cancelled
-    if "slurm" in site:
-        # A controller killed with SIGKILL restarts from state saved a moment earlier and may hand out a job id a
-        # node still runs: Slurm drains that node ("Duplicate jobid"). Leave the cluster whole for the next test.
-        subprocess.run(["scontrol", "update", "nodename=ALL", "state=resume"], capture_output=True, env=SLURM_ENV)
+    if after_return is not None:
+        after_return()
     lines = out.read_text().split()
     assert sorted(lines) == sorted(ids), f"runs: {lines}"  # each job's effect exactly once, also after the return
 
@@ -175,7 +180,15 @@ def moved_and_finished_once(api: httpx.Client, ids: list[str], out: Path, site: 
     assert sorted(out.read_text().split()) == sorted(ids)
 
 
-def test_killing_slurmctld_moves_its_jobs_within_30_s_and_each_finishes_once(up: Up, tmp_path: Path) -> None:
+def test_killing_slurmctld_moves_its_jobs_within_30_s_and_each_finishes_once(
+    up: Up, tmp_path: Path, slurm_cluster: SlurmCluster
+) -> None:
+    def resume_nodes() -> object:
+        # A controller killed with SIGKILL restarts from state saved a moment earlier and may hand out a job id a
+        # node still runs: Slurm drains that node ("Duplicate jobid"). Leave the cluster whole for the next test.
+        env = {**os.environ, "SLURM_CONF": slurm_cluster.conf}
+        return subprocess.run(["scontrol", "update", "nodename=ALL", "state=resume"], capture_output=True, env=env)
+
     lose_site_and_check(
         up,
         tmp_path / "ran",
@@ -183,6 +196,7 @@ def test_killing_slurmctld_moves_its_jobs_within_30_s_and_each_finishes_once(up:
         ["bash", str(SERVICES), "up", "slurm"],
         "hpc-slurm",
         devices=0,
+        after_return=resume_nodes,
     )
 
 
