@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -250,6 +250,16 @@ job_rows = st.lists(
 
 
 @given(rows=job_rows, policy=st.sampled_from(["hetero", "fair", "objective"]))
+# found by hypothesis: a preemptible job preempted at 30 s of 31, whose deadline is then out of reach
+@example(
+    rows=[
+        (0, 1, 1, 0, False, "", None),
+        (0, 1, 1, 0, False, "", None),
+        (0, 5, 31, 0, True, "30", 1.5),
+        (30, 4, 16, 1, False, "", 1.5),
+    ],
+    policy="hetero",
+)
 @settings(max_examples=30, deadline=None)
 def test_with_preemption_work_is_conserved_and_capacity_never_exceeded(
     tmp_path_factory: pytest.TempPathFactory, rows, policy
@@ -274,7 +284,13 @@ def test_with_preemption_work_is_conserved_and_capacity_never_exceeded(
     useful = r.seg_work * trace.duration_s[r.seg_job]
     held = r.seg_end - r.seg_start
     np.testing.assert_allclose(held, useful + r.seg_lost_s, atol=1e-6)
+    # A job that ran and then could not finish (preempted, then its deadline out of reach) ends rejected, and the
+    # work it did counts as done but not as its whole demand.
+    stopped = ~done[r.seg_job]
+    assert np.all(r.rejected[r.seg_job[stopped]])
     assert (r.seg_units * held).sum() == pytest.approx(
-        (trace.cpus[done] * trace.duration_s[done]).sum() + (r.seg_units * r.seg_lost_s).sum()
+        (trace.cpus[done] * trace.duration_s[done]).sum()
+        + (r.seg_units[stopped] * useful[stopped]).sum()
+        + (r.seg_units * r.seg_lost_s).sum()
     )
     assert np.all(r.seg_lost_s[~np.isin(r.seg_job, np.flatnonzero(trace.preemptible))] == 0)
